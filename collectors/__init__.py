@@ -1,0 +1,1 @@
+"""Collectors: where events enter Pressmeter (ingest service, SDK, importers, simulator)."""

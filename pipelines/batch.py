@@ -1,0 +1,430 @@
+"""A batch run: read a bounded input, store its kept events, recompute the facts
+of every site and day it touched, then commit.
+
+Two Beam pipelines, one run:
+  ingest: read → parse/validate → deduplicate → store events, rejects, tallies
+  facts:  stored events of the touched site-days → IVT → visits → facts → store
+The facts of a day are recomputed from all of its stored events, so the numbers
+do not depend on how the traffic was cut into batches. Nothing a run writes is
+seen before the ledger marks it committed; Kafka offsets are committed after.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pressmeter import METRICS_VERSION
+from pressmeter.calendar import day_to_date
+from pressmeter.errors import RunFailed
+from pressmeter.pipelines import kafka_slices
+from pressmeter.pipelines.dedup import DUPLICATES, REPLAYED, DeduplicateEvents
+from pressmeter.pipelines.facts import (
+    DEVICE_DAYS,
+    FACT_COLUMNS,
+    VISITS,
+    ComputeSiteFacts,
+    SiteEvents,
+)
+from pressmeter.pipelines.ledger import Ledger, RunCounts, new_run_id
+from pressmeter.pipelines.parse import EVENT_COLUMNS, REJECTED, REJECTED_COLUMNS, ParseEvents
+from pressmeter.pipelines.sinks import WriteToStore
+from pressmeter.pipelines.sources import (
+    READS,
+    FileSource,
+    KafkaSlice,
+    ReadFileLinesFn,
+    ReadKafkaSliceFn,
+    ReadPlanned,
+    SourceRead,
+    plan_files,
+)
+from pressmeter.store import COMMITTED, Store, open_store, quote
+
+__all__ = ["BatchRequest", "RunSummary", "run_batch"]
+
+log = logging.getLogger(__name__)
+
+STORED_EVENT_COLUMNS = [name for name in EVENT_COLUMNS.names if name != "read_order"]
+# Events per facts partition: bounds the memory of one site's recomputation.
+PARTITION_EVENTS = 2_000_000
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """What to read and where to store. Exactly one of `inputs` and `kafka`."""
+
+    store_url: str
+    zone: str
+    inputs: list[str] = field(default_factory=list)
+    kafka: str | None = None
+    topic: str = "pm.events.v1"
+    group: str = "pressmeter-batch"
+    beam_args: list[str] = field(default_factory=list)
+    shards: int = 4
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    seconds: float = 0.0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)
+    read: int = 0
+    replayed: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    duplicates_within_run: int = 0
+    duplicates_across_runs: int = 0
+    kept: int = 0
+    site_days: int = 0
+    counted: int = 0
+    ivt: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def duplicates(self) -> int:
+        return self.duplicates_within_run + self.duplicates_across_runs
+
+    def render(self) -> str:
+        rejected = ", ".join(f"{k} {v:,}" for k, v in sorted(self.rejected.items())) or "none"
+        lines = [
+            f"run {self.run_id} committed in {self.seconds:.1f} s "
+            f"({self.read / max(self.seconds, 1e-9):,.0f} records/s)",
+            f"  read        {self.read:,} records",
+            f"  rejected    {sum(self.rejected.values()):,} ({rejected})",
+            f"  duplicates  {self.duplicates:,} (within this run {self.duplicates_within_run:,}, "
+            f"of earlier runs {self.duplicates_across_runs:,})",
+            f"  replayed    {self.replayed:,} (copies already stored: no change)",
+            f"  kept        {self.kept:,} new events",
+            f"  recomputed  {self.site_days:,} site-days: counted {self.counted:,} events, "
+            f"IVT {sum(self.ivt.values()):,} "
+            f"(ua {self.ivt.get('ua', 0):,}, datacenter {self.ivt.get('datacenter', 0):,}, "
+            f"rate {self.ivt.get('rate', 0):,})",
+        ]
+        lines += [f"  skipped     {name}: {why}" for name, why in self.skipped]
+        lines += [
+            f"  abandoned   run {run}: died before committing, its rows removed"
+            for run in self.abandoned
+        ]
+        return "\n".join(lines)
+
+
+def _pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    defaults = [
+        "--runner=DirectRunner",
+        "--direct_num_workers=1",
+        "--direct_running_mode=in_memory",
+    ]
+    return PipelineOptions(defaults + beam_args)
+
+
+def _sum_tallies(rows: Iterator[dict]) -> dict:
+    total = {"within_run": 0, "across_runs": 0}
+    for row in rows:
+        for name in total:
+            total[name] += row.get(name, 0)
+    return total
+
+
+def _tally_rows(table) -> Iterator[tuple[tuple[str, int], dict]]:
+    for row in table.to_pylist():
+        yield (row["site_id"], row["day"]), row
+
+
+def _ingest(request: BatchRequest, run_id: str, planned: list, read_fn: beam.DoFn) -> int:
+    """The ingest pipeline; returns the number of replayed copies."""
+    url = request.store_url
+    pipeline = beam.Pipeline(options=_pipeline_options(request.beam_args))
+    read = pipeline | "Read" >> ReadPlanned(planned, read_fn)
+    read[READS] | "RecordSources" >> WriteToStore(
+        url, "run_sources", [f.name for f in dataclasses.fields(SourceRead)], run_id
+    )
+    parsed = read.lines | "Parse" >> ParseEvents(request.zone)
+    parsed[REJECTED] | "KeepRejected" >> WriteToStore(
+        url, "rejected_events", REJECTED_COLUMNS.names, run_id
+    )
+    unique = parsed.kept | "Deduplicate" >> DeduplicateEvents(url, request.shards)
+    unique.first | "StoreEvents" >> WriteToStore(url, "events", STORED_EVENT_COLUMNS, run_id)
+    (
+        unique[DUPLICATES]
+        | "TallyRows" >> beam.FlatMap(_tally_rows)
+        | "SumTallies" >> beam.CombinePerKey(_sum_tallies)
+        | "TallyRow" >> beam.MapTuple(lambda key, t: {"site_id": key[0], "day": key[1], **t})
+        | "StoreTallies"
+        >> WriteToStore(
+            url, "duplicate_tallies", ["site_id", "day", "within_run", "across_runs"], run_id
+        )
+    )
+    replays = Metrics.counter("dedup", "replayed")
+    unique[REPLAYED] | "CountReplays" >> beam.Map(replays.inc)
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = result.metrics().query(MetricsFilter().with_name("replayed"))["counters"]
+    return int(sum(c.committed or 0 for c in counters))
+
+
+@dataclass(frozen=True)
+class SiteDays:
+    """One site's wanted days and the day range to read for them."""
+
+    site_id: str
+    first_day: int
+    last_day: int
+    days: frozenset[int]
+
+    def condition(self) -> str:
+        return (
+            f"(site_id = {quote(self.site_id)} AND day BETWEEN {_date(self.first_day)} "
+            f"AND {_date(self.last_day)})"
+        )
+
+
+@dataclass(frozen=True)
+class FactsPartition:
+    """What one facts worker reads: whole sites, or one device bucket of a big site."""
+
+    sites: tuple[SiteDays, ...]
+    bucket: int = 0
+    buckets: int = 1
+
+    def sql(self, run_id: str) -> str:
+        bucket = (
+            f"AND cityHash64(device_id) % {self.buckets} = {self.bucket}"
+            if self.buckets > 1
+            else ""
+        )
+        return (
+            "SELECT site_id, device_id, ts, day, CAST(type AS Int8) AS type, ua_ivt, "
+            "CAST(ip_class AS Int8) AS ip_class, value_ms, CAST(action AS Int8) AS action "
+            f"FROM events WHERE ({' OR '.join(s.condition() for s in self.sites)}) "
+            f"AND ({COMMITTED} OR run_id = {quote(run_id)}) {bucket} "
+            "ORDER BY site_id, device_id, ts, event_id"
+        )
+
+
+def _date(day: int) -> str:
+    return f"toDate('{day_to_date(day).isoformat()}')"
+
+
+class ReadSiteEventsFn(beam.DoFn):
+    """FactsPartition → one SiteEvents per site, read from the store in device order."""
+
+    def __init__(self, store_url: str, run_id: str) -> None:
+        self.store_url, self.run_id = store_url, run_id
+
+    def process(self, part: FactsPartition) -> Iterator[SiteEvents]:
+        columns = open_store(self.store_url).columns(part.sql(self.run_id))
+        site_ids = columns.pop("site_id")
+        bounds = np.flatnonzero(site_ids[1:] != site_ids[:-1]) + 1
+        wanted = {s.site_id: s.days for s in part.sites}
+        for start, stop in zip([0, *bounds], [*bounds, len(site_ids)]):
+            if stop > start:
+                site = site_ids[start]
+                yield SiteEvents(
+                    site,
+                    wanted[site],
+                    {name: values[start:stop] for name, values in columns.items()},
+                )
+
+
+def plan_facts(store: Store, run_id: str) -> list[FactsPartition]:
+    """The site-days a run touched, the days beside them (a new event can join or
+    split a visit across midnight), and the events to read for them, packed into
+    partitions of at most PARTITION_EVENTS events (few queries, bounded memory)."""
+    touched = store.rows(
+        f"SELECT site_id, groupUniqArray(toUInt32(day)) FROM events "
+        f"WHERE run_id = {quote(run_id)} GROUP BY site_id ORDER BY site_id"
+    )
+    if not touched:
+        return []
+    sites = []
+    for site_id, days in touched:
+        wanted = frozenset(d + delta for d in days for delta in (-1, 0, 1))
+        sites.append(SiteDays(site_id, min(wanted) - 1, max(wanted) + 1, wanted))
+    counts: dict[str, int] = dict.fromkeys((s.site_id for s in sites), 0)
+    for site_id, count in store.rows(
+        f"SELECT site_id, count() FROM events WHERE ({' OR '.join(s.condition() for s in sites)}) "
+        f"AND ({COMMITTED} OR run_id = {quote(run_id)}) GROUP BY site_id"
+    ):
+        counts[site_id] = int(count)
+    partitions: list[FactsPartition] = []
+    group: list[SiteDays] = []
+    size = 0
+    for site in sites:
+        if counts[site.site_id] > PARTITION_EVENTS:
+            buckets = math.ceil(counts[site.site_id] / PARTITION_EVENTS)
+            partitions += [FactsPartition((site,), b, buckets) for b in range(buckets)]
+            continue
+        if size + counts[site.site_id] > PARTITION_EVENTS:
+            partitions.append(FactsPartition(tuple(group)))
+            group, size = [], 0
+        group.append(site)
+        size += counts[site.site_id]
+    if group:
+        partitions.append(FactsPartition(tuple(group)))
+    return partitions
+
+
+def _compute_facts(request: BatchRequest, run_id: str, partitions: list[FactsPartition]) -> None:
+    url = request.store_url
+    with beam.Pipeline(options=_pipeline_options(request.beam_args)) as pipeline:
+        facts = (
+            pipeline
+            | "Partitions" >> beam.Create(partitions)
+            | "ReadSiteEvents" >> beam.ParDo(ReadSiteEventsFn(url, run_id))
+            | "Facts" >> ComputeSiteFacts(request.zone)
+        )
+        (
+            facts["facts"]
+            | "Version" >> beam.Map(lambda row: {**row, "metrics_version": METRICS_VERSION})
+            | "StoreFacts"
+            >> WriteToStore(
+                url, "daily_facts", ["site_id", "day", "metrics_version", *FACT_COLUMNS], run_id
+            )
+        )
+        facts[VISITS] | "StoreVisits" >> WriteToStore(
+            url,
+            "visits",
+            [
+                "site_id",
+                "day",
+                "device_id",
+                "start_ts",
+                "end_ts",
+                "events",
+                "pageviews",
+                "engaged_ms",
+                "play_ms",
+                "engaged",
+            ],
+            run_id,
+        )
+        facts[DEVICE_DAYS] | "StoreDeviceDays" >> WriteToStore(
+            url, "device_days", ["site_id", "day", "device_id", "counted_events", "play_ms"], run_id
+        )
+
+
+def _finish_facts(store: Store, run_id: str) -> None:
+    """Sketches from the device-days, and the generations that make the facts current."""
+    run = quote(run_id)
+    store.execute(
+        "INSERT INTO daily_sketches (site_id, day, run_id, visitors, media_reach) "
+        "SELECT site_id, day, run_id, uniqCombinedState(device_id), "
+        "uniqCombinedStateIf(device_id, play_ms >= 60000) "
+        f"FROM device_days WHERE run_id = {run} GROUP BY site_id, day, run_id"
+    )
+    store.execute(
+        "INSERT INTO fact_generations (site_id, day, run_id) "
+        f"SELECT DISTINCT site_id, day, run_id FROM daily_facts WHERE run_id = {run}"
+    )
+
+
+def _summarize(store: Store, summary: RunSummary) -> None:
+    run = quote(summary.run_id)
+    summary.read = int(
+        store.rows(f"SELECT sum(records) FROM run_sources WHERE run_id = {run}")[0][0] or 0
+    )
+    summary.rejected = {
+        reason: int(n)
+        for reason, n in store.rows(
+            "SELECT toString(reason) AS r, count() FROM rejected_events "
+            f"WHERE run_id = {run} GROUP BY r"
+        )
+    }
+    within, across = store.rows(
+        f"SELECT sum(within_run), sum(across_runs) FROM duplicate_tallies WHERE run_id = {run}"
+    )[0]
+    summary.duplicates_within_run, summary.duplicates_across_runs = (
+        int(within or 0),
+        int(across or 0),
+    )
+    summary.kept = int(store.rows(f"SELECT count() FROM events WHERE run_id = {run}")[0][0])
+    site_days, counted, ua, dc, rate = store.rows(
+        "SELECT count(), sum(counted_events), sum(ivt_ua), sum(ivt_datacenter), sum(ivt_rate) "
+        f"FROM daily_facts WHERE run_id = {run}"
+    )[0]
+    summary.site_days, summary.counted = int(site_days), int(counted or 0)
+    summary.ivt = {"ua": int(ua or 0), "datacenter": int(dc or 0), "rate": int(rate or 0)}
+
+
+def run_batch(request: BatchRequest) -> RunSummary:
+    """One batch run, all or nothing."""
+    started = time.monotonic()
+    store = open_store(request.store_url)
+    ledger = Ledger(store, request.zone)
+    abandoned = ledger.recover()
+    run_id = new_run_id()
+    summary = RunSummary(run_id, abandoned=abandoned)
+    planned, read_fn, slices = _plan(request, ledger, summary)
+    ledger.start(
+        run_id, "kafka" if request.kafka else "files", request.group if request.kafka else ""
+    )
+    try:
+        if planned:
+            log.info("run %s: reading %d source(s)", run_id, len(planned))
+            summary.replayed = _ingest(request, run_id, planned, read_fn)
+            partitions = plan_facts(store, run_id)
+            log.info("run %s: recomputing facts in %d partition(s)", run_id, len(partitions))
+            if partitions:
+                _compute_facts(request, run_id, partitions)
+                _finish_facts(store, run_id)
+        _summarize(store, summary)
+        removed = sum(summary.rejected.values()) + summary.duplicates + summary.replayed
+        if summary.read != removed + summary.kept:
+            raise RunFailed(
+                f"counts do not add up: read {summary.read} != rejected + duplicates + replayed "
+                f"+ kept = {removed + summary.kept}"
+            )
+        ledger.commit(
+            run_id,
+            RunCounts(
+                summary.read,
+                summary.replayed,
+                sum(summary.rejected.values()),
+                summary.duplicates,
+                summary.kept,
+                Ledger.combined_checksum(_reads(store, run_id)),
+            ),
+        )
+    except BaseException as exc:
+        ledger.fail(run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    if request.kafka and slices:
+        kafka_slices.commit_offsets(request.kafka, request.group, slices)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _reads(store: Store, run_id: str) -> list[SourceRead]:
+    names = [f.name for f in dataclasses.fields(SourceRead)]
+    rows = store.rows(f"SELECT {', '.join(names)} FROM run_sources WHERE run_id = {quote(run_id)}")
+    return [SourceRead(*row) for row in rows]
+
+
+def _plan(
+    request: BatchRequest, ledger: Ledger, summary: RunSummary
+) -> tuple[list, beam.DoFn, list[KafkaSlice]]:
+    """What this run reads: files not read whole before, or the Kafka slices due."""
+    if request.kafka:
+        stored_next = ledger.kafka_next_offsets(request.topic, request.group)
+        slices = kafka_slices.plan_slices(request.kafka, request.topic, request.group, stored_next)
+        return slices, ReadKafkaSliceFn(), slices
+    files: list[FileSource] = []
+    for source in plan_files(request.inputs):
+        earlier = ledger.ingested_by(source.source_id)
+        if earlier:
+            summary.skipped.append((source.path, f"already read by run {earlier}"))
+        elif any(f.source_id == source.source_id for f in files):
+            summary.skipped.append((source.path, "the same file is listed earlier in this run"))
+        else:
+            files.append(source)
+    return files, ReadFileLinesFn(), []

@@ -1,0 +1,209 @@
+"""Where a batch run reads: JSON Lines files (plain or .gz) or a bounded slice of a
+Kafka topic. Planning (what to read) happens before the pipeline, so the ledger
+records it; the DoFns here read only what was planned, and report for each
+source what they read (`SourceRead`), which the ledger keeps.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+import apache_beam as beam
+
+from pressmeter.errors import InputError
+from pressmeter.pipelines.parse import LineBatch
+
+__all__ = [
+    "READS",
+    "FileSource",
+    "KafkaSlice",
+    "ReadFileLinesFn",
+    "ReadKafkaSliceFn",
+    "ReadPlanned",
+    "SourceRead",
+    "plan_files",
+]
+
+log = logging.getLogger(__name__)
+READS = "reads"
+BATCH_LINES = 20_000
+_PROGRESS_EVERY_S = 5.0
+
+
+@dataclass(frozen=True)
+class SourceRead:
+    """What one source gave a run: the ledger's `run_sources` row."""
+
+    source_index: int
+    source_id: str
+    name: str
+    first_position: int
+    last_position: int
+    records: int
+    bytes: int
+    checksum: str
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A JSON Lines file, named by the hash of its bytes: the same file read again
+    under any name is the same copy of its events."""
+
+    index: int
+    path: str
+    size: int
+    sha256: str
+
+    @property
+    def source_id(self) -> str:
+        return f"file:sha256:{self.sha256}"
+
+
+def plan_files(paths: list[str]) -> list[FileSource]:
+    """Check every file can be read and fingerprint it, before anything is written."""
+    planned = []
+    for index, path in enumerate(paths):
+        try:
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    digest.update(chunk)
+            size = os.path.getsize(path)
+        except OSError as exc:
+            raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from exc
+        planned.append(FileSource(index, os.path.abspath(path), size, digest.hexdigest()))
+    return planned
+
+
+class _Progress:
+    """Logs how far a long read has come, every few seconds."""
+
+    def __init__(self, name: str, total: int | None) -> None:
+        self.name, self.total = name, total
+        self.started = self.last = time.monotonic()
+
+    def update(self, records: int, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last < _PROGRESS_EVERY_S:
+            return
+        self.last = now
+        rate = records / max(now - self.started, 1e-9)
+        share = f" ({100 * done / self.total:.0f}%)" if self.total else ""
+        log.info("reading %s: %d records%s, %.0f records/s", self.name, records, share, rate)
+
+
+def _open_lines(path: str) -> tuple[IO[bytes], IO[bytes]]:
+    """(line reader, raw file for progress); .gz files are decompressed."""
+    raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    return (gzip.open(raw) if path.endswith(".gz") else raw), raw
+
+
+class ReadFileLinesFn(beam.DoFn):
+    """FileSource → LineBatch of up to 20,000 lines, then its SourceRead (tagged)."""
+
+    def process(self, source: FileSource) -> Iterator[object]:
+        lines_reader, raw = _open_lines(source.path)
+        progress = _Progress(source.path, source.size)
+        batch: list[bytes] = []
+        first = position = 1
+        total_bytes = 0
+        try:
+            with lines_reader:
+                for line in lines_reader:
+                    batch.append(line)
+                    total_bytes += len(line)
+                    if len(batch) == BATCH_LINES:
+                        yield LineBatch(source.index, source.source_id, first, batch)
+                        position = first + len(batch)
+                        progress.update(position - 1, raw.tell())
+                        batch, first = [], position
+        except (OSError, EOFError) as exc:
+            raise InputError(f"cannot read input file {source.path}: {exc}") from exc
+        finally:
+            raw.close()
+        if batch:
+            yield LineBatch(source.index, source.source_id, first, batch)
+        records = first - 1 + len(batch)
+        yield beam.pvalue.TaggedOutput(
+            READS,
+            SourceRead(
+                source.index,
+                source.source_id,
+                source.path,
+                1,
+                records,
+                records,
+                total_bytes,
+                source.sha256,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class KafkaSlice:
+    """Offsets [start, end) of one partition: fixed when the run starts."""
+
+    index: int
+    bootstrap: str
+    topic: str
+    partition: int
+    start: int
+    end: int
+
+    @property
+    def source_id(self) -> str:
+        return f"kafka:{self.topic}/{self.partition}"
+
+
+class ReadKafkaSliceFn(beam.DoFn):
+    """KafkaSlice → LineBatch of consecutive offsets, then its SourceRead (tagged)."""
+
+    def process(self, part: KafkaSlice) -> Iterator[object]:
+        from pressmeter.pipelines.kafka_slices import read_slice
+
+        digest = hashlib.sha256()
+        records = total_bytes = 0
+        progress = _Progress(part.source_id, part.end - part.start)
+        for first, values in read_slice(part, BATCH_LINES):
+            for value in values:
+                digest.update(value)
+                total_bytes += len(value)
+            records += len(values)
+            progress.update(records, records)
+            yield LineBatch(part.index, part.source_id, first, [v + b"\n" for v in values])
+        yield beam.pvalue.TaggedOutput(
+            READS,
+            SourceRead(
+                part.index,
+                part.source_id,
+                f"{part.topic}/{part.partition}",
+                part.start,
+                part.end - 1,
+                records,
+                total_bytes,
+                digest.hexdigest(),
+            ),
+        )
+
+
+class ReadPlanned(beam.PTransform):
+    """Planned sources → line batches (main) and what each gave (tagged `reads`)."""
+
+    def __init__(self, sources: list, read_fn: beam.DoFn) -> None:
+        super().__init__()
+        self.sources = sources
+        self.read_fn = read_fn
+
+    def expand(self, pipeline: beam.Pipeline) -> beam.pvalue.DoOutputsTuple:
+        return (
+            pipeline
+            | "PlannedSources" >> beam.Create(self.sources)
+            | "ReadRecords" >> beam.ParDo(self.read_fn).with_outputs(READS, main="lines")
+        )

@@ -1,0 +1,221 @@
+"""The `pressmeter` command."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from collections.abc import Callable
+
+from pressmeter.config import Settings, load_settings
+from pressmeter.errors import ConfigError, PressmeterError
+
+__all__ = ["main"]
+
+log = logging.getLogger("pressmeter")
+Handler = Callable[[argparse.Namespace, Settings, list[str]], int]
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text if len(text) > 7 else f"{text}-01")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD or YYYY-MM): {text!r}") from None
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        help="chdb:PATH (embedded, the default: chdb:pressmeter-data) or "
+        "clickhouse://HOST:PORT/DB; env PM_STORE",
+    )
+
+
+def pipeline_batch(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter.pipelines.batch import BatchRequest, run_batch
+
+    request = BatchRequest(
+        store_url=args.store or settings.store,
+        zone=settings.zone,
+        inputs=args.input or [],
+        kafka=(args.kafka or settings.kafka) if args.kafka is not None else None,
+        topic=args.topic or settings.topic,
+        group=args.group or settings.group,
+        beam_args=rest,
+    )
+    summary = run_batch(request)
+    print(summary.render())
+    return 0
+
+
+def metrics_export(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter.metrics import metric_rows, write_csv
+    from pressmeter.store import open_store
+
+    _no_extra(rest)
+    rows = metric_rows(
+        open_store(args.store or settings.store),
+        args.grain,
+        args.from_date,
+        args.to_date,
+        args.site,
+    )
+    if args.out:
+        with open(args.out, "w", encoding="utf-8", newline="") as out:
+            count = write_csv(rows, out)
+        log.info("wrote %d rows to %s", count, args.out)
+    else:
+        write_csv(rows, sys.stdout)
+    return 0
+
+
+def ranking(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter.ranking import load_outlets, monthly_ranking, render_ranking
+    from pressmeter.store import open_store
+
+    _no_extra(rest)
+    registry = args.outlets or settings.outlets
+    if not registry:
+        raise ConfigError("no outlet registry: give --outlets FILE or set PM_OUTLETS")
+    outlets = load_outlets(registry)
+    table = monthly_ranking(open_store(args.store or settings.store), outlets, args.month)
+    print(render_ranking(table, args.month, args.top))
+    return 0
+
+
+def simulate(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter.collectors import simulate as simulator
+
+    _no_extra(rest)
+    return simulator.run(args)
+
+
+def _no_extra(rest: list[str]) -> None:
+    if rest:
+        raise ConfigError(f"unrecognized arguments: {' '.join(rest)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pressmeter",
+        description="Pressmeter: press audience measurement to the pm-metrics/1 standard.",
+    )
+    parser.add_argument(
+        "--config",
+        help="settings file (TOML); env PM_CONFIG; default ./pressmeter.toml when present",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="default INFO",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    pipeline = commands.add_parser("pipeline", help="run the Beam pipelines")
+    pipeline_commands = pipeline.add_subparsers(
+        dest="pipeline_command", required=True, metavar="MODE"
+    )
+    batch = pipeline_commands.add_parser(
+        "batch",
+        help="read a bounded input, count it, commit",
+        description="Read JSON Lines files or a bounded slice of a Kafka topic, validate, "
+        "deduplicate, remove invalid traffic, recompute the facts of every site and day "
+        "touched, and commit. Unknown options go to Apache Beam (e.g. --runner).",
+    )
+    source = batch.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--input",
+        nargs="+",
+        metavar="FILE",
+        help="JSON Lines files (.gz too), one canonical event a line",
+    )
+    source.add_argument(
+        "--kafka",
+        nargs="?",
+        const="",
+        metavar="BOOTSTRAP",
+        help="read Kafka from the group's committed offsets to the end offsets "
+        "seen at start; default bootstrap from settings (PM_KAFKA)",
+    )
+    batch.add_argument("--topic", help="default pm.events.v1 (PM_TOPIC)")
+    batch.add_argument("--group", help="consumer group, default pressmeter-batch (PM_GROUP)")
+    _store_option(batch)
+    batch.set_defaults(handler=pipeline_batch)
+
+    metrics = commands.add_parser("metrics", help="read the computed metrics")
+    metrics_commands = metrics.add_subparsers(
+        dest="metrics_command", required=True, metavar="ACTION"
+    )
+    export = metrics_commands.add_parser(
+        "export",
+        help="CSV of METRICS.md §4",
+        description="Write the pm-metrics/1 export CSV, sorted by period then site_id.",
+    )
+    export.add_argument("--grain", choices=["day", "month"], default="day")
+    export.add_argument(
+        "--from",
+        dest="from_date",
+        type=_date,
+        metavar="DATE",
+        help="first day (YYYY-MM-DD) or month (YYYY-MM)",
+    )
+    export.add_argument(
+        "--to", dest="to_date", type=_date, metavar="DATE", help="last day or month, inclusive"
+    )
+    export.add_argument("--site", metavar="ID", help="one site only")
+    export.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+    _store_option(export)
+    export.set_defaults(handler=metrics_export)
+
+    rank = commands.add_parser(
+        "ranking",
+        help="monthly ranking of outlets per category (METRICS.md §5)",
+        description="Rank outlets inside their category by visitors for one month.",
+    )
+    rank.add_argument("--month", required=True, help="YYYY-MM")
+    rank.add_argument("--outlets", metavar="FILE", help="outlet registry JSON (PM_OUTLETS)")
+    rank.add_argument("--top", type=int, default=5, help="outlets shown per category")
+    _store_option(rank)
+    rank.set_defaults(handler=ranking)
+
+    sim = commands.add_parser(
+        "simulate",
+        help="synthetic traffic for demos, tests and benchmarks",
+        description="Write realistic synthetic events (JSON Lines) and the outlet registry.",
+    )
+    from pressmeter.collectors.simulate import add_arguments
+
+    add_arguments(sim)
+    sim.set_defaults(handler=simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("apache_beam", "kafka"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    from pressmeter.store import close_stores
+
+    try:
+        settings = load_settings(args.config)
+        return args.handler(args, settings, rest)
+    except PressmeterError as exc:
+        print(f"pressmeter: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pressmeter: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        close_stores()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Settings from, in rising priority: defaults, a TOML file, the environment, the
+command line. One place lists them all (`SETTINGS`), with their variables."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from pressmeter.calendar import DEFAULT_ZONE
+from pressmeter.errors import ConfigError
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+DEFAULT_CONFIG = "pressmeter.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Deployment settings. Each field's environment variable is PM_<NAME>."""
+
+    store: str = "chdb:pressmeter-data"
+    zone: str = DEFAULT_ZONE
+    kafka: str = "127.0.0.1:19092"
+    topic: str = "pm.events.v1"
+    group: str = "pressmeter-batch"
+    outlets: str = ""
+
+
+def load_settings(config: str | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Defaults ← `config` (or $PM_CONFIG, or ./pressmeter.toml if present) ← PM_* vars."""
+    env = dict(os.environ if env is None else env)
+    values: dict[str, str] = {}
+    path = config or env.get("PM_CONFIG")
+    if path or Path(DEFAULT_CONFIG).is_file():
+        path = path or DEFAULT_CONFIG
+        try:
+            loaded = tomllib.loads(Path(path).read_text("utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        known = {f.name for f in fields(Settings)}
+        unknown = sorted(set(loaded) - known)
+        if unknown:
+            raise ConfigError(
+                f"config file {path}: unknown setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        values.update({k: str(v) for k, v in loaded.items()})
+    for f in fields(Settings):
+        if f"PM_{f.name.upper()}" in env:
+            values[f.name] = env[f"PM_{f.name.upper()}"]
+    return Settings(**values)

@@ -1,0 +1,56 @@
+"""The embedded store: chDB, the ClickHouse engine inside this process."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pyarrow as pa
+
+from pressmeter.store.base import Columns, Store, StoreError
+
+
+class EmbeddedStore(Store):
+    def __init__(self, url: str) -> None:
+        from chdb import session
+
+        self.url = url
+        self.path = os.path.abspath(url.removeprefix("chdb:") or "pressmeter-data")
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            self._session = session.Session(self.path)
+        except Exception as exc:  # chDB raises several types; all mean "cannot open"
+            raise StoreError(f"cannot open the embedded store at {self.path}: {exc}") from exc
+
+    def _query(self, sql: str, fmt: str, probe: Columns | pa.Table | None = None) -> Any:
+        # chDB resolves Python(name) by looking the name up in the calling frames.
+        pm_probe = probe  # noqa: F841 - read by chDB through Python(pm_probe)
+        if probe is not None:
+            sql = sql.replace("{probe}", "Python(pm_probe)")
+        try:
+            return self._session.query(sql, fmt)
+        except Exception as exc:
+            raise StoreError(f"embedded store refused: {exc}") from exc
+
+    def execute(self, sql: str) -> None:
+        self._query(sql, "CSV")
+
+    def rows(self, sql: str, probe: Columns | None = None) -> list[tuple[Any, ...]]:
+        table = self._query(sql, "ArrowTable", probe)
+        return list(zip(*(column.to_pylist() for column in table.columns)))
+
+    def columns(self, sql: str) -> dict[str, Any]:
+        table = self._query(sql, "ArrowTable")
+        return {
+            name: (column.cast(pa.int32()) if pa.types.is_date32(column.type) else column).to_numpy(
+                zero_copy_only=False
+            )
+            for name, column in zip(table.column_names, table.columns)
+        }
+
+    def insert(self, table: str, data: pa.Table) -> None:
+        names = ", ".join(data.column_names)
+        self._query(f"INSERT INTO {table} ({names}) SELECT {names} FROM {{probe}}", "CSV", data)
+
+    def close(self) -> None:
+        self._session.close()

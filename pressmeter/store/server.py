@@ -1,0 +1,94 @@
+"""A ClickHouse server reached with clickhouse-driver (native protocol)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import pyarrow as pa
+
+from pressmeter.calendar import date_to_day, day_to_date
+from pressmeter.store.base import Columns, Store, StoreError
+
+_TYPES = {str: "String", int: "Int64", float: "Float64"}
+
+
+class ServerStore(Store):
+    def __init__(self, url: str) -> None:
+        from clickhouse_driver import Client, errors
+
+        self.url = url
+        parts = urlparse(url)
+        self.database = parts.path.strip("/") or "default"
+        self._errors = errors
+        options = dict(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 9000,
+            user=parts.username or "default",
+            password=parts.password or "",
+            connect_timeout=5,
+            send_receive_timeout=600,
+        )
+        self._column_types: dict[str, dict[str, str]] = {}
+        try:
+            Client(**options).execute(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+            self._client = Client(database=self.database, **options)
+            self.version = self._client.execute("SELECT version()")[0][0]
+        except (errors.Error, OSError, EOFError) as exc:
+            raise StoreError(
+                f"cannot reach ClickHouse at {parts.hostname}:{parts.port}: {exc}"
+            ) from exc
+
+    def _run(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._client.execute(sql, *args, **kwargs)
+        except (self._errors.Error, OSError, EOFError) as exc:
+            raise StoreError(f"ClickHouse server refused: {exc}") from exc
+
+    def execute(self, sql: str) -> None:
+        self._run(sql)
+
+    def rows(self, sql: str, probe: Columns | None = None) -> list[tuple[Any, ...]]:
+        if probe is None:
+            return list(self._run(sql))
+        names = list(probe)
+        structure = [
+            (name, _TYPES[type(probe[name][0])] if probe[name] else "String") for name in names
+        ]
+        data = [dict(zip(names, row)) for row in zip(*(probe[name] for name in names))]
+        external = [{"name": "probe", "structure": structure, "data": data}]
+        return list(self._run(sql.replace("{probe}", "probe"), external_tables=external))
+
+    def columns(self, sql: str) -> dict[str, Any]:
+        values, types = self._run(sql, columnar=True, with_column_types=True)
+        result: dict[str, Any] = {}
+        for (name, kind), column in zip(types, values or [[] for _ in types]):
+            if kind == "Date":
+                result[name] = np.array([date_to_day(d) for d in column], dtype=np.int64)
+            elif kind.startswith(("String", "Enum")):
+                result[name] = np.array(column, dtype=object)
+            else:
+                result[name] = np.array(column)
+        return result
+
+    def _types(self, table: str) -> dict[str, str]:
+        if table not in self._column_types:
+            described = self._run(f"DESCRIBE TABLE {table}")
+            self._column_types[table] = {row[0]: row[1] for row in described}
+        return self._column_types[table]
+
+    def insert(self, table: str, data: pa.Table) -> None:
+        types = self._types(table)
+        columns = []
+        for name in data.column_names:
+            values = data[name].to_pylist()
+            if types[name] == "Date":
+                dates = {d: day_to_date(d) for d in set(values)}
+                values = [dates[d] for d in values]
+            columns.append(values)
+        names = ", ".join(data.column_names)
+        self._run(f"INSERT INTO {table} ({names}) VALUES", columns, columnar=True)
+
+    def close(self) -> None:
+        self._client.disconnect()
