@@ -12,6 +12,7 @@ seen before the ledger marks it committed; Kafka offsets are committed after.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 
 import apache_beam as beam
 import numpy as np
+import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -145,8 +147,13 @@ def _ingest(request: BatchRequest, run_id: str, planned: list, read_fn: beam.DoF
     url = request.store_url
     pipeline = beam.Pipeline(options=_pipeline_options(request.beam_args))
     read = pipeline | "Read" >> ReadPlanned(planned, read_fn)
-    read[READS] | "RecordSources" >> WriteToStore(
-        url, "run_sources", [f.name for f in dataclasses.fields(SourceRead)], run_id
+    (
+        read[READS]
+        | "SourceRows" >> beam.Map(dataclasses.asdict)
+        | "RecordSources"
+        >> WriteToStore(
+            url, "run_sources", [f.name for f in dataclasses.fields(SourceRead)], run_id
+        )
     )
     parsed = read.lines | "Parse" >> ParseEvents(request.zone)
     parsed[REJECTED] | "KeepRejected" >> WriteToStore(
@@ -222,18 +229,16 @@ class ReadSiteEventsFn(beam.DoFn):
         self.store_url, self.run_id = store_url, run_id
 
     def process(self, part: FactsPartition) -> Iterator[SiteEvents]:
-        columns = open_store(self.store_url).columns(part.sql(self.run_id))
-        site_ids = columns.pop("site_id")
-        bounds = np.flatnonzero(site_ids[1:] != site_ids[:-1]) + 1
+        table = open_store(self.store_url).table(part.sql(self.run_id))
+        if not table.num_rows:
+            return
+        site_ids = pc.dictionary_encode(table["site_id"]).combine_chunks()
+        codes = site_ids.indices.to_numpy()
+        bounds = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), len(codes)]
         wanted = {s.site_id: s.days for s in part.sites}
-        for start, stop in zip([0, *bounds], [*bounds, len(site_ids)]):
-            if stop > start:
-                site = site_ids[start]
-                yield SiteEvents(
-                    site,
-                    wanted[site],
-                    {name: values[start:stop] for name, values in columns.items()},
-                )
+        for start, stop in itertools.pairwise(bounds):
+            site = site_ids.dictionary[codes[start]].as_py()
+            yield SiteEvents(site, wanted[site], table.slice(start, stop - start).drop(["site_id"]))
 
 
 def plan_facts(store: Store, run_id: str) -> list[FactsPartition]:
@@ -417,7 +422,7 @@ def _plan(
     if request.kafka:
         stored_next = ledger.kafka_next_offsets(request.topic, request.group)
         slices = kafka_slices.plan_slices(request.kafka, request.topic, request.group, stored_next)
-        return slices, ReadKafkaSliceFn(), slices
+        return [s for s in slices if s.end > s.start], ReadKafkaSliceFn(), slices
     files: list[FileSource] = []
     for source in plan_files(request.inputs):
         earlier = ledger.ingested_by(source.source_id)

@@ -8,6 +8,7 @@ run kept within 7 days is a duplicate, unless it is that very copy read again
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
@@ -27,16 +28,21 @@ CROSS_RUN_WINDOW_MS = 7 * 86_400_000
 def first_copies(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     """(first copies, later copies) of each (site_id, event_id) in `table`.
 
-    Ids are hashed first, so only rows whose hash repeats (the copies, and the
-    rare collision) are compared exactly: most batches have few duplicates.
+    A hash aggregation finds the ids seen more than once; only their rows are
+    ranked in Python (most batches have few duplicates).
     """
-    key = id_hash(table)
-    order = np.argsort(key, kind="stable")
-    repeats = np.zeros(len(key), dtype=bool)
-    repeats[1:] = key[order][1:] == key[order][:-1]
-    candidates = np.unique(np.concatenate([order[1:][repeats[1:]], order[:-1][repeats[1:]]]))
-    later = np.zeros(len(key), dtype=bool)
-    if len(candidates):
+    keys = pa.table(
+        {"site_id": pc.cast(table["site_id"], pa.string()), "event_id": table["event_id"]}
+    )
+    counts = keys.group_by(["site_id", "event_id"]).aggregate([("event_id", "count")])
+    repeated_ids = counts.filter(pc.greater(counts["event_id_count"], 1))["event_id"]
+    later = np.zeros(table.num_rows, dtype=bool)
+    if len(repeated_ids):
+        candidates = np.flatnonzero(
+            pc.is_in(table["event_id"], value_set=repeated_ids.combine_chunks()).to_numpy(
+                zero_copy_only=False
+            )
+        )
         rows = (
             table.take(pa.array(candidates))
             .select(["site_id", "event_id", "received_at", "read_order"])
@@ -54,49 +60,24 @@ def first_copies(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     return table.filter(pa.array(~later)), table.filter(pa.array(later))
 
 
-def id_hash(table: pa.Table) -> np.ndarray:
-    """A stable 64-bit hash of (site_id, event_id) per row."""
-    site = table["site_id"].combine_chunks()
-    with np.errstate(over="ignore"):
-        site_hash = stable_hash(site.dictionary)[site.indices.to_numpy(zero_copy_only=False)]
-        return stable_hash(table["event_id"]) ^ (site_hash * np.uint64(0x9E3779B97F4A7C15))
-
-
 def duplicate_tally(copies: pa.Table, column: str) -> pa.Table:
     """Copies counted by (site_id, day), in `column`."""
     counts = copies.group_by(["site_id", "day"]).aggregate([("event_id", "count")])
     return counts.rename_columns(["site_id", "day", column])
 
 
-# Ids and site names are at most 64 characters (event schema).
-_HASH_WIDTH = 64
-_FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
-
-
-def stable_hash(strings: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """FNV-1a (64 bit) of each string, the same in every process and run (Python's
-    own str hash is salted per process), computed column-wise without a Python loop.
-
-    For ids and site names, which the schema keeps short and ASCII: the strings are
-    right-padded with spaces (a character neither may contain) to a common width,
-    so the bytes form a matrix hashed one column at a time.
-    """
-    if isinstance(strings, pa.ChunkedArray):
-        strings = strings.combine_chunks()
-    count = len(strings)
-    hashed = np.full(count, _FNV_OFFSET, dtype=np.uint64)
-    if not count:
-        return hashed
-    width = _HASH_WIDTH
-    padded = pc.utf8_rpad(strings, width=width, padding=" ")
-    offsets = np.frombuffer(padded.buffers()[1], np.int32, count + 1, padded.offset * 4)
-    data = np.frombuffer(padded.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
-    matrix = data.reshape(count, width) if width else data.reshape(count, 0)
-    with np.errstate(over="ignore"):
-        for column in range(width):
-            hashed ^= matrix[:, column]
-            hashed *= _FNV_PRIME
-    return hashed
+def shard_of(event_ids: pa.ChunkedArray | pa.Array, shards: int) -> np.ndarray:
+    """A shard per event id, the same in every process (Python's str hash is salted
+    per process): the CRC-32 of its last two characters, computed once per distinct
+    suffix. Every copy of an id lands in the same shard, which is all dedup needs;
+    random, counter and UUID ids spread evenly."""
+    suffixes = pc.dictionary_encode(pc.utf8_slice_codeunits(event_ids, start=-2))
+    if isinstance(suffixes, pa.ChunkedArray):
+        suffixes = suffixes.combine_chunks()
+    by_suffix = np.array(
+        [zlib.crc32(s.encode()) % shards for s in suffixes.dictionary.to_pylist()], dtype=np.int64
+    )
+    return by_suffix[suffixes.indices.to_numpy(zero_copy_only=False)]
 
 
 class KeyByShardFn(beam.DoFn):
@@ -106,7 +87,7 @@ class KeyByShardFn(beam.DoFn):
         self.shards = shards
 
     def process(self, table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
-        shard = stable_hash(table["event_id"]) % np.uint64(self.shards)
+        shard = shard_of(table["event_id"], self.shards)
         for key in np.unique(shard):
             yield int(key), table.filter(pa.array(shard == key))
 

@@ -1,7 +1,7 @@
 """Step 3 of METRICS.md §2 and the metrics of §3: IVT, visits, daily facts.
 
 Works on the kept events of one site (all devices whole, sorted by device_id,
-ts, event_id), as numpy columns, so a whole site-month is a handful of
+ts, event_id), as columns, so a whole site-month is a handful of
 vectorised passes rather than a Python loop per event.
 """
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pressmeter.calendar import LocalCalendar
 
@@ -65,7 +66,7 @@ class SiteEvents:
 
     site_id: str
     days: frozenset[int]
-    columns: dict[str, np.ndarray]
+    columns: pa.Table
 
 
 def _group_starts(*keys: np.ndarray) -> np.ndarray:
@@ -103,10 +104,16 @@ def compute_site_facts(
     site: SiteEvents, calendar: LocalCalendar
 ) -> tuple[list[dict], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(daily fact rows, visit columns, device-day columns) for `site.days`."""
-    c = site.columns
-    device_id, ts, day = c["device_id"], c["ts"].astype(np.int64), c["day"].astype(np.int64)
+    c = {
+        name: site.columns[name].to_numpy()
+        for name in site.columns.column_names
+        if name != "device_id"
+    }
+    device_id = site.columns["device_id"]
+    ts, day = c["ts"].astype(np.int64), c["day"].astype(np.int64)
     kind, action, value = c["type"], c["action"], c["value_ms"].astype(np.int64)
-    device = np.cumsum(_group_starts(device_id)) - 1
+    # Sorted by device: dictionary codes number the devices in order.
+    device = pc.dictionary_encode(device_id).combine_chunks().indices.to_numpy().astype(np.int64)
     page_view, engagement, media = kind == PAGE_VIEW, kind == ENGAGEMENT, kind == MEDIA
 
     ua = c["ua_ivt"].astype(bool)
@@ -167,7 +174,7 @@ def compute_site_facts(
     visits = {
         "site_id": np.full(int(wanted_visits.sum()), site.site_id, dtype=object),
         "day": visit_day[wanted_visits],
-        "device_id": device_id[first][wanted_visits],
+        "device_id": device_id.take(pa.array(first[wanted_visits])),
         "start_ts": ts[first][wanted_visits],
         "end_ts": ts[last][wanted_visits],
         "events": visit_events[wanted_visits],
@@ -180,7 +187,7 @@ def compute_site_facts(
     device_days = {
         "site_id": np.full(int(wanted_dd.sum()), site.site_id, dtype=object),
         "day": day[dd_rows][wanted_dd],
-        "device_id": device_id[dd_rows][wanted_dd],
+        "device_id": device_id.take(pa.array(dd_rows[wanted_dd])),
         "counted_events": dd_events[wanted_dd],
         "play_ms": np.asarray(dd_played)[wanted_dd],
     }

@@ -30,7 +30,7 @@ def _consumer(bootstrap: str, group: str | None) -> Any:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             request_timeout_ms=30_000,
-            api_version_auto_timeout_ms=_TIMEOUT_MS,
+            bootstrap_timeout_ms=_TIMEOUT_MS,
             max_partition_fetch_bytes=8 << 20,
         )
     except (KafkaError, OSError, ValueError) as exc:
@@ -40,8 +40,11 @@ def _consumer(bootstrap: str, group: str | None) -> Any:
 def plan_slices(
     bootstrap: str, topic: str, group: str, stored_next: dict[int, int]
 ) -> list[KafkaSlice]:
-    """One slice per partition with something to read. `stored_next` is, per
-    partition, the offset after the last one a committed run of this group stored."""
+    """One slice per partition, empty where there is nothing new. `stored_next` is,
+    per partition, the offset after the last one a committed run of this group
+    stored: ahead of Kafka's committed offset when a run died between its store
+    commit and its Kafka commit. Empty slices are still committed, which repairs
+    that lag."""
     from kafka import TopicPartition
 
     consumer = _consumer(bootstrap, group)
@@ -60,8 +63,9 @@ def plan_slices(
                 stored_next.get(part.partition, 0),
                 begin[part],
             )
-            if start < end[part]:
-                slices.append(KafkaSlice(index, bootstrap, topic, part.partition, start, end[part]))
+            slices.append(
+                KafkaSlice(index, bootstrap, topic, part.partition, start, max(start, end[part]))
+            )
         return slices
     finally:
         consumer.close()

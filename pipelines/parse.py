@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
@@ -133,18 +134,18 @@ class EventParser:
                 exact.append(index)
             else:
                 indices.append(index)
-        kept = self._compact(batch, events, np.array(indices, dtype=np.uint64))
-        breaks = self.fast.rule_breaks(
-            kept["device_id"], kept["ts"].to_numpy(), kept["received_at"].to_numpy()
+        kept = pa.table(
+            self._columns(batch, events, np.array(indices, dtype=np.uint64)), schema=EVENT_COLUMNS
         )
+        breaks = self.fast.rule_breaks(events, kept)
         if breaks.any():
             exact += np.asarray(indices)[breaks].tolist()
             kept = kept.filter(pa.array(~breaks))
         exact_kept, rejected = self._parse_exact(batch, sorted(exact))
         return pa.concat_tables([kept, exact_kept]), rejected
 
-    def _compact(self, batch: LineBatch, events: list, indices: np.ndarray) -> pa.Table:
-        """Decoded events → the compact kept-row table."""
+    def _columns(self, batch: LineBatch, events: list, indices: np.ndarray) -> dict[str, Any]:
+        """Decoded events → the columns of the compact kept-row table."""
         value_field = self.fast.value_field
         ts = np.array([e.ts for e in events], dtype=np.int64)
         positions = indices + np.uint64(batch.first_position)
@@ -166,7 +167,7 @@ class EventParser:
             "position": positions,
             "read_order": positions + np.uint64(batch.source_index << 40),
         }
-        return pa.table(columns, schema=EVENT_COLUMNS)
+        return columns
 
     def _parse_exact(self, batch: LineBatch, indices: list[int]) -> tuple[pa.Table, pa.Table]:
         """orjson and the per-event validator, line by line."""

@@ -16,16 +16,11 @@ __all__ = ["WriteToStore"]
 _FLUSH_ROWS = 500_000
 
 
-def _as_table(element: Any) -> pa.Table:
-    """Arrow tables pass as they are; dicts (one row) and dataclasses become one row."""
-    if isinstance(element, pa.Table):
-        return element
-    row = element if isinstance(element, dict) else vars(element)
-    return pa.Table.from_pylist([row])
-
-
 class WriteTablesFn(beam.DoFn):
-    """Buffers rows and inserts them in large blocks (few parts, fast columnar writes)."""
+    """Buffers rows and inserts them in large blocks (few parts, fast columnar writes).
+
+    Elements are Arrow tables, or single rows as dicts, gathered into one table.
+    """
 
     def __init__(self, store_url: str, table: str, columns: Iterable[str], run_id: str) -> None:
         self.store_url = store_url
@@ -34,14 +29,18 @@ class WriteTablesFn(beam.DoFn):
         self.run_id = run_id
 
     def start_bundle(self) -> None:
-        self._pending: list[pa.Table] = []
-        self._rows = 0
+        self._tables: list[pa.Table] = []
+        self._rows: list[dict[str, Any]] = []
+        self._count = 0
 
-    def process(self, element: Any) -> Iterator[None]:
-        table = _as_table(element).select(self.columns)
-        self._pending.append(table)
-        self._rows += table.num_rows
-        if self._rows >= _FLUSH_ROWS:
+    def process(self, element: pa.Table | dict[str, Any]) -> Iterator[None]:
+        if isinstance(element, pa.Table):
+            self._tables.append(element.select(self.columns))
+            self._count += element.num_rows
+        else:
+            self._rows.append(element)
+            self._count += 1
+        if self._count >= _FLUSH_ROWS:
             self._flush()
         return iter(())
 
@@ -49,10 +48,13 @@ class WriteTablesFn(beam.DoFn):
         self._flush()
 
     def _flush(self) -> None:
-        if not self._pending:
+        if self._rows:
+            rows = {name: [row[name] for row in self._rows] for name in self.columns}
+            self._tables.append(pa.table(rows))
+        if not self._tables:
             return
-        table = pa.concat_tables(self._pending, promote_options="permissive")
-        self._pending, self._rows = [], 0
+        table = pa.concat_tables(self._tables, promote_options="permissive")
+        self._tables, self._rows, self._count = [], [], 0
         table = table.append_column("run_id", pa.array([self.run_id] * table.num_rows, pa.string()))
         open_store(self.store_url).insert(self.table, table)
 

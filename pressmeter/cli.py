@@ -200,8 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("apache_beam", "kafka"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # Libraries log their own retries at length; our errors already name the problem.
+    quiet = logging.DEBUG if args.log_level == "DEBUG" else logging.CRITICAL
+    logging.getLogger("kafka").setLevel(quiet)
+    logging.getLogger("apache_beam").setLevel(quiet)
     from pressmeter.store import close_stores
 
     try:

@@ -42,8 +42,8 @@ class Store(ABC):
     def rows(self, sql: str, probe: Columns | None = None) -> list[tuple[Any, ...]]: ...
 
     @abstractmethod
-    def columns(self, sql: str) -> dict[str, Any]:
-        """The result as one numpy array per column (strings as object arrays)."""
+    def table(self, sql: str) -> pa.Table:
+        """The result as an Arrow table (dates as day numbers, int32)."""
 
     @abstractmethod
     def insert(self, table: str, data: pa.Table) -> None:

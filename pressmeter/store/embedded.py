@@ -39,14 +39,12 @@ class EmbeddedStore(Store):
         table = self._query(sql, "ArrowTable", probe)
         return list(zip(*(column.to_pylist() for column in table.columns)))
 
-    def columns(self, sql: str) -> dict[str, Any]:
+    def table(self, sql: str) -> pa.Table:
         table = self._query(sql, "ArrowTable")
-        return {
-            name: (column.cast(pa.int32()) if pa.types.is_date32(column.type) else column).to_numpy(
-                zero_copy_only=False
-            )
-            for name, column in zip(table.column_names, table.columns)
-        }
+        for index, field in enumerate(table.schema):
+            if pa.types.is_date32(field.type):
+                table = table.set_column(index, field.name, table[index].cast(pa.int32()))
+        return table
 
     def insert(self, table: str, data: pa.Table) -> None:
         names = ", ".join(data.column_names)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-import numpy as np
 import pyarrow as pa
 
 from pressmeter.calendar import date_to_day, day_to_date
@@ -60,17 +59,15 @@ class ServerStore(Store):
         external = [{"name": "probe", "structure": structure, "data": data}]
         return list(self._run(sql.replace("{probe}", "probe"), external_tables=external))
 
-    def columns(self, sql: str) -> dict[str, Any]:
+    def table(self, sql: str) -> pa.Table:
         values, types = self._run(sql, columnar=True, with_column_types=True)
-        result: dict[str, Any] = {}
+        columns = {}
         for (name, kind), column in zip(types, values or [[] for _ in types]):
             if kind == "Date":
-                result[name] = np.array([date_to_day(d) for d in column], dtype=np.int64)
-            elif kind.startswith(("String", "Enum")):
-                result[name] = np.array(column, dtype=object)
+                columns[name] = pa.array([date_to_day(d) for d in column], pa.int32())
             else:
-                result[name] = np.array(column)
-        return result
+                columns[name] = pa.array(list(column))
+        return pa.table(columns)
 
     def _types(self, table: str) -> dict[str, str]:
         if table not in self._column_types:

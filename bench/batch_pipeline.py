@@ -1,0 +1,119 @@
+"""Benchmark: the whole batch pipeline (file → chDB) on simulated events.
+
+Prints events/s per core (events divided by the process's CPU seconds, so the
+figure does not depend on how many cores the runner happened to use), wall time
+and peak memory (max RSS). Each measured run is a fresh process and a fresh
+store. Target (issue 2): ≥ 100,000 events/s per core, < 2 GiB peak.
+
+    .venv/bin/python bench/batch_pipeline.py [--events 1000000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def simulate(folder: Path, events: int) -> Path:
+    """About `events` simulated events: 50 outlets over 30 days."""
+    out = folder / "events.jsonl"
+    per_day = max(1, round(events / 30))
+    subprocess.run(
+        [
+            VENV_BIN / "pressmeter",
+            "--log-level",
+            "WARNING",
+            "simulate",
+            "--outlets",
+            "50",
+            "--days",
+            "30",
+            "--events-per-day",
+            str(per_day),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return out
+
+
+def measure(events_file: Path, store: Path) -> tuple[int, float, float, float]:
+    """(events read, wall s, CPU s, peak RSS MiB) of one `pipeline batch` process."""
+    shutil.rmtree(store, ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [
+            VENV_BIN / "pressmeter",
+            "--log-level",
+            "WARNING",
+            "pipeline",
+            "batch",
+            "--input",
+            str(events_file),
+            "--store",
+            f"chdb:{store}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    read = next(
+        int(line.split()[1].replace(",", ""))
+        for line in done.stdout.splitlines()
+        if line.strip().startswith("read")
+    )
+    return read, wall, cpu, after.ru_maxrss / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pm-bench-") as tmp:
+        folder = Path(tmp)
+        print(f"simulating about {args.events:,} events ...", flush=True)
+        events_file = simulate(folder, args.events)
+        size = events_file.stat().st_size
+        print(
+            f"input: {events_file.name}, {size / 2**20:,.0f} MiB; "
+            f"{os.cpu_count()} cores on this machine"
+        )
+        print(
+            f"{'run':>3} {'events':>10} {'wall s':>7} {'cpu s':>7} {'events/s/core':>14} "
+            f"{'events/s wall':>14} {'peak MiB':>9}"
+        )
+        rates = []
+        for run in range(1, args.repeat + 1):
+            read, wall, cpu, peak = measure(events_file, folder / "store")
+            rates.append(read / cpu)
+            print(
+                f"{run:>3} {read:>10,} {wall:>7.1f} {cpu:>7.1f} {read / cpu:>14,.0f} "
+                f"{read / wall:>14,.0f} {peak:>9,.0f}",
+                flush=True,
+            )
+        rates.sort()
+        print(
+            f"median: {rates[len(rates) // 2]:,.0f} events/s per core "
+            f"(peak RSS is the largest child so far: {peak:,.0f} MiB)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
