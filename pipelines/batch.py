@@ -30,7 +30,7 @@ from pressmeter import METRICS_VERSION
 from pressmeter.calendar import day_to_date
 from pressmeter.errors import RunFailed
 from pressmeter.pipelines import kafka_slices
-from pressmeter.pipelines.dedup import DUPLICATES, REPLAYED, DeduplicateEvents
+from pressmeter.pipelines.dedup import DUPLICATE_COLUMNS, DUPLICATES, REPLAYED, DeduplicateEvents
 from pressmeter.pipelines.facts import (
     DEVICE_DAYS,
     FACT_COLUMNS,
@@ -129,19 +129,6 @@ def _pipeline_options(beam_args: list[str]) -> PipelineOptions:
     return PipelineOptions(defaults + beam_args)
 
 
-def _sum_tallies(rows: Iterator[dict]) -> dict:
-    total = {"within_run": 0, "across_runs": 0}
-    for row in rows:
-        for name in total:
-            total[name] += row.get(name, 0)
-    return total
-
-
-def _tally_rows(table) -> Iterator[tuple[tuple[str, int], dict]]:
-    for row in table.to_pylist():
-        yield (row["site_id"], row["day"]), row
-
-
 def _ingest(request: BatchRequest, run_id: str, planned: list, read_fn: beam.DoFn) -> int:
     """The ingest pipeline; returns the number of replayed copies."""
     url = request.store_url
@@ -161,15 +148,8 @@ def _ingest(request: BatchRequest, run_id: str, planned: list, read_fn: beam.DoF
     )
     unique = parsed.kept | "Deduplicate" >> DeduplicateEvents(url, request.shards)
     unique.first | "StoreEvents" >> WriteToStore(url, "events", STORED_EVENT_COLUMNS, run_id)
-    (
-        unique[DUPLICATES]
-        | "TallyRows" >> beam.FlatMap(_tally_rows)
-        | "SumTallies" >> beam.CombinePerKey(_sum_tallies)
-        | "TallyRow" >> beam.MapTuple(lambda key, t: {"site_id": key[0], "day": key[1], **t})
-        | "StoreTallies"
-        >> WriteToStore(
-            url, "duplicate_tallies", ["site_id", "day", "within_run", "across_runs"], run_id
-        )
+    unique[DUPLICATES] | "KeepDuplicates" >> WriteToStore(
+        url, "duplicate_events", DUPLICATE_COLUMNS, run_id
     )
     replays = Metrics.counter("dedup", "replayed")
     unique[REPLAYED] | "CountReplays" >> beam.Map(replays.inc)
@@ -346,12 +326,10 @@ def _summarize(store: Store, summary: RunSummary) -> None:
         )
     }
     within, across = store.rows(
-        f"SELECT sum(within_run), sum(across_runs) FROM duplicate_tallies WHERE run_id = {run}"
+        "SELECT countIf(kind = 'within_run'), countIf(kind = 'across_runs') "
+        f"FROM duplicate_events WHERE run_id = {run}"
     )[0]
-    summary.duplicates_within_run, summary.duplicates_across_runs = (
-        int(within or 0),
-        int(across or 0),
-    )
+    summary.duplicates_within_run, summary.duplicates_across_runs = int(within), int(across)
     summary.kept = int(store.rows(f"SELECT count() FROM events WHERE run_id = {run}")[0][0])
     site_days, counted, ua, dc, rate = store.rows(
         "SELECT count(), sum(counted_events), sum(ivt_ua), sum(ivt_datacenter), sum(ivt_rate) "

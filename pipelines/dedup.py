@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pressmeter.store import open_store
+from pressmeter.store import COMMITTED, Store, open_store, quote
 
-__all__ = ["DUPLICATES", "REPLAYED", "DeduplicateEvents", "first_copies"]
+__all__ = ["DUPLICATES", "DUPLICATE_COLUMNS", "REPLAYED", "DeduplicateEvents", "first_copies"]
 
 DUPLICATES = "duplicates"
 REPLAYED = "replayed"
@@ -60,12 +60,6 @@ def first_copies(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     return table.filter(pa.array(~later)), table.filter(pa.array(later))
 
 
-def duplicate_tally(copies: pa.Table, column: str) -> pa.Table:
-    """Copies counted by (site_id, day), in `column`."""
-    counts = copies.group_by(["site_id", "day"]).aggregate([("event_id", "count")])
-    return counts.rename_columns(["site_id", "day", column])
-
-
 def shard_of(event_ids: pa.ChunkedArray | pa.Array, shards: int) -> np.ndarray:
     """A shard per event id, the same in every process (Python's str hash is salted
     per process): the CRC-32 of its last two characters, computed once per distinct
@@ -92,71 +86,120 @@ class KeyByShardFn(beam.DoFn):
             yield int(key), table.filter(pa.array(shard == key))
 
 
+DUPLICATE_COLUMNS = ["site_id", "day", "event_id", "received_at", "source_id", "position", "kind"]
+
+
+def _as_duplicates(copies: pa.Table, kind: str) -> pa.Table:
+    """Rows for `duplicate_events`."""
+    return copies.select(DUPLICATE_COLUMNS[:-1]).append_column(
+        "kind", pa.array([kind] * copies.num_rows, pa.string())
+    )
+
+
 class DropRepeatedCopiesFn(beam.DoFn):
-    """One shard's copies → its first copies (main) and later copies (tagged)."""
+    """One shard's copies → first copies (main), duplicates and replay counts (tagged).
+
+    A replay is a copy the store already holds (as kept or as a duplicate) from a
+    committed run: the same source and position read again. It changes nothing.
+    """
 
     def __init__(self, store_url: str) -> None:
         self.store_url = store_url
 
     def process(self, keyed: tuple[int, Iterable[pa.Table]]) -> Iterator[object]:
         _, tables = keyed
-        kept, repeated = first_copies(pa.concat_tables(list(tables)).unify_dictionaries())
-        if repeated.num_rows:
-            yield beam.pvalue.TaggedOutput(DUPLICATES, duplicate_tally(repeated, "within_run"))
-        kept, earlier, replayed = self._split_by_store(kept)
+        store = open_store(self.store_url)
+        copies = pa.concat_tables(list(tables)).unify_dictionaries()
+        firsts, laters = first_copies(copies)
+        replayed = 0
+        if _sources_read_before(store, copies):
+            firsts, replayed_firsts = _drop_replays(store, firsts)
+            laters, replayed_laters = _drop_replays(store, laters)
+            replayed = replayed_firsts + replayed_laters
+        firsts, earlier = _split_kept_earlier(store, firsts)
+        if laters.num_rows:
+            yield beam.pvalue.TaggedOutput(DUPLICATES, _as_duplicates(laters, "within_run"))
         if earlier.num_rows:
-            yield beam.pvalue.TaggedOutput(DUPLICATES, duplicate_tally(earlier, "across_runs"))
+            yield beam.pvalue.TaggedOutput(DUPLICATES, _as_duplicates(earlier, "across_runs"))
         if replayed:
             yield beam.pvalue.TaggedOutput(REPLAYED, replayed)
-        if kept.num_rows:
-            yield kept
+        if firsts.num_rows:
+            yield firsts
 
-    def _split_by_store(self, table: pa.Table) -> tuple[pa.Table, pa.Table, int]:
-        """(new, kept earlier by a committed run, count of replayed copies)."""
-        store = open_store(self.store_url)
-        received = table["received_at"]
-        low = pc.min(received).as_py() - CROSS_RUN_WINDOW_MS
-        high = pc.max(received).as_py() + CROSS_RUN_WINDOW_MS
-        window = (
-            f"run_id IN (SELECT run_id FROM committed_runs) "
-            f"AND received_at BETWEEN {low} AND {high}"
-        )
-        if not store.rows(f"SELECT count() FROM events WHERE {window}")[0][0]:
-            return table, table.slice(0, 0), 0
-        probe = {
-            "site_id": table["site_id"].to_pylist(),
-            "event_id": table["event_id"].to_pylist(),
-        }
-        stored = store.rows(
-            "SELECT site_id, event_id, received_at, source_id, position FROM events "
-            f"WHERE {window} AND (site_id, event_id) IN "
-            "(SELECT site_id, event_id FROM {probe})",
-            probe,
-        )
-        if not stored:
-            return table, table.slice(0, 0), 0
-        earlier = {(s, e): (r, src, pos) for s, e, r, src, pos in stored}
-        verdict = np.zeros(table.num_rows, dtype=np.int8)  # 0 new, 1 duplicate, 2 replay
-        rows = zip(
-            *(
-                table[c].to_pylist()
-                for c in ("site_id", "event_id", "received_at", "source_id", "position")
+
+def _source_ids(table: pa.Table) -> list[str]:
+    return pc.unique(pc.cast(table["source_id"], pa.string())).to_pylist()
+
+
+def _sources_read_before(store: Store, table: pa.Table) -> bool:
+    """Whether a committed run read any of these sources (else nothing can be a replay)."""
+    sources = ", ".join(quote(s) for s in _source_ids(table))
+    return bool(
+        store.rows(
+            f"SELECT count() FROM run_sources WHERE {COMMITTED} AND source_id IN ({sources})"
+        )[0][0]
+    )
+
+
+def _drop_replays(store: Store, table: pa.Table) -> tuple[pa.Table, int]:
+    """(the copies not stored before, how many were)."""
+    if not table.num_rows:
+        return table, 0
+    sources = ", ".join(quote(s) for s in _source_ids(table))
+    probe = {
+        "source_id": pc.cast(table["source_id"], pa.string()).to_pylist(),
+        "position": table["position"].to_pylist(),
+    }
+    stored = set()
+    for stored_table in ("events", "duplicate_events"):
+        stored.update(
+            store.rows(
+                f"SELECT source_id, position FROM {stored_table} WHERE {COMMITTED} "
+                f"AND source_id IN ({sources}) "
+                "AND (source_id, position) IN (SELECT source_id, toUInt64(position) FROM {probe})",
+                probe,
             )
         )
-        for i, (site, event, received_at, source, position) in enumerate(rows):
-            match = earlier.get((site, event))
-            if match is None or abs(match[0] - received_at) > CROSS_RUN_WINDOW_MS:
-                continue
-            verdict[i] = 2 if (match[1], match[2]) == (source, position) else 1
-        return (
-            table.filter(pa.array(verdict == 0)),
-            table.filter(pa.array(verdict == 1)),
-            int((verdict == 2).sum()),
-        )
+    if not stored:
+        return table, 0
+    seen = np.array([(s, p) in stored for s, p in zip(probe["source_id"], probe["position"])])
+    return table.filter(pa.array(~seen)), int(seen.sum())
+
+
+def _split_kept_earlier(store: Store, table: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(new first copies, copies of ids a committed run kept within 7 days)."""
+    if not table.num_rows:
+        return table, table
+    received = table["received_at"]
+    low = pc.min(received).as_py() - CROSS_RUN_WINDOW_MS
+    high = pc.max(received).as_py() + CROSS_RUN_WINDOW_MS
+    window = f"{COMMITTED} AND received_at BETWEEN {low} AND {high}"
+    if not store.rows(f"SELECT count() FROM events WHERE {window}")[0][0]:
+        return table, table.slice(0, 0)
+    probe = {
+        "site_id": pc.cast(table["site_id"], pa.string()).to_pylist(),
+        "event_id": table["event_id"].to_pylist(),
+    }
+    kept_at: dict[tuple[str, str], list[int]] = {}
+    for site, event, received_at in store.rows(
+        "SELECT site_id, event_id, received_at FROM events "
+        f"WHERE {window} AND (site_id, event_id) IN (SELECT site_id, event_id FROM {{probe}})",
+        probe,
+    ):
+        kept_at.setdefault((site, event), []).append(received_at)
+    if not kept_at:
+        return table, table.slice(0, 0)
+    earlier = np.array(
+        [
+            any(abs(r - mine) <= CROSS_RUN_WINDOW_MS for r in kept_at.get((site, event), ()))
+            for site, event, mine in zip(probe["site_id"], probe["event_id"], received.to_pylist())
+        ]
+    )
+    return table.filter(pa.array(~earlier)), table.filter(pa.array(earlier))
 
 
 class DeduplicateEvents(beam.PTransform):
-    """Kept rows → first copies (main), duplicate tallies and replay counts (tagged)."""
+    """Kept rows → first copies (main), duplicate rows and replay counts (tagged)."""
 
     def __init__(self, store_url: str, shards: int = 4) -> None:
         super().__init__()

@@ -27,7 +27,7 @@ __all__ = ["Ledger", "RunCounts", "new_run_id"]
 RUN_TABLES = (
     "events",
     "rejected_events",
-    "duplicate_tallies",
+    "duplicate_events",
     "daily_facts",
     "visits",
     "device_days",

@@ -202,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Libraries log their own retries at length; our errors already name the problem.
     quiet = logging.DEBUG if args.log_level == "DEBUG" else logging.CRITICAL
-    logging.getLogger("kafka").setLevel(quiet)
+    for library in ("kafka", "clickhouse_driver"):
+        logging.getLogger(library).setLevel(quiet)
     logging.getLogger("apache_beam").setLevel(quiet)
     from pressmeter.store import close_stores
 

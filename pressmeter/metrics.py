@@ -137,8 +137,8 @@ def metric_rows(
         target = row(site, when)
         target.visitors, target.media_reach = int(visitors), int(reach)
     for site, when, duplicates in store.rows(
-        f"SELECT site_id, {period} AS period, sum(within_run + across_runs) "
-        f"FROM duplicate_tallies WHERE {COMMITTED}{extra} GROUP BY site_id, period"
+        f"SELECT site_id, {period} AS period, count() "
+        f"FROM duplicate_events WHERE {COMMITTED}{extra} GROUP BY site_id, period"
     ):
         row(site, when).duplicate_events = int(duplicates)
     return [rows[key] for key in sorted(rows)]

@@ -96,7 +96,7 @@ def write_lines(path: Path, events: list[dict[str, Any] | str]) -> Path:
     return path
 
 
-@pytest.fixture(params=["chdb", "server"])
+@pytest.fixture(params=["chdb", pytest.param("server", marks=pytest.mark.clickhouse)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty store: a fresh chDB folder, or a fresh database on the local server."""
     if request.param == "chdb":

@@ -71,8 +71,15 @@ class Parsed:
 def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[SimulationSummary, Parsed, dict]:
     """One small plain-text run shared by the read-only tests."""
     folder = tmp_path_factory.mktemp("sim")
-    summary = simulate(OUTLETS, DAYS, START, folder / "ev.jsonl", folder / "ev.outlets.json",
-                       seed=7, events_per_day=PER_DAY)
+    summary = simulate(
+        OUTLETS,
+        DAYS,
+        START,
+        folder / "ev.jsonl",
+        folder / "ev.outlets.json",
+        seed=7,
+        events_per_day=PER_DAY,
+    )
     registry = json.loads((folder / "ev.outlets.json").read_text(encoding="utf-8"))
     return summary, Parsed(_read_lines(folder / "ev.jsonl")), registry
 
@@ -81,8 +88,9 @@ def test_same_arguments_give_identical_bytes_and_gzip_is_readable(tmp_path: Path
     runs = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         out = tmp_path / name / "events.jsonl.gz"
-        summary = simulate(5, 1, START, out, default_registry_path(out), seed=seed,
-                           events_per_day=1500)
+        summary = simulate(
+            5, 1, START, out, default_registry_path(out), seed=seed, events_per_day=1500
+        )
         runs.append((out.read_bytes(), default_registry_path(out).read_bytes(), summary))
     assert runs[0][0] == runs[1][0]
     assert runs[0][1] == runs[1][1]
@@ -103,8 +111,7 @@ def test_every_line_but_the_malformed_ones_is_a_valid_event(month) -> None:
 
 def test_registry_is_valid_with_the_stated_categories(month) -> None:
     summary, parsed, registry = month
-    Draft202012Validator(json.loads(REGISTRY_SCHEMA.read_text(encoding="utf-8"))).validate(
-        registry)
+    Draft202012Validator(json.loads(REGISTRY_SCHEMA.read_text(encoding="utf-8"))).validate(registry)
     assert registry["schema"] == "iglu:vn.pressmeter/outlet_registry/jsonschema/1-0-0"
     categories = Counter(o["category"] for o in registry["outlets"])
     # 12 outlets: 55 % news, 15 % each of the rest, rounded by largest remainder
@@ -116,11 +123,14 @@ def test_registry_is_valid_with_the_stated_categories(month) -> None:
     assert {e["site_id"] for e in parsed.events} == set(sites)
 
 
-@pytest.mark.parametrize(("n", "expected"), [
-    (1, {"news": 1, "tv": 0, "radio": 0, "magazine": 0}),
-    (4, {"news": 1, "tv": 1, "radio": 1, "magazine": 1}),
-    (50, {"news": 28, "tv": 8, "radio": 7, "magazine": 7}),
-])
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [
+        (1, {"news": 1, "tv": 0, "radio": 0, "magazine": 0}),
+        (4, {"news": 1, "tv": 1, "radio": 1, "magazine": 1}),
+        (50, {"news": 28, "tv": 8, "radio": 7, "magazine": 7}),
+    ],
+)
 def test_category_mix(n: int, expected: dict[str, int]) -> None:
     outlets = build_outlets(n, Random(1))
     assert Counter(o.category for o in outlets) == {k: v for k, v in expected.items() if v}
@@ -139,15 +149,22 @@ def test_summary_matches_a_recount_of_the_file(month) -> None:
         duplicates += key in seen
         seen.add(key)
     assert dict(Counter(e["type"] for e in events)) == {
-        k: v for k, v in summary.by_type.items() if v}
-    assert summary.bots == sum(1 for e in events
-                               if e["ua"] and any(p in e["ua"].lower() for p in patterns))
+        k: v for k, v in summary.by_type.items() if v
+    }
+    assert summary.bots == sum(
+        1 for e in events if e["ua"] and any(p in e["ua"].lower() for p in patterns)
+    )
     assert summary.empty_ua == sum(1 for e in events if e["ua"] == "")
     assert summary.datacenter == sum(1 for e in events if e["ip_class"] == "datacenter")
     assert summary.duplicates == duplicates
     assert summary.late == sum(1 for e in events if e["received_at"] - e["ts"] >= HOUR_MS)
-    for count in (summary.bots, summary.empty_ua, summary.datacenter, summary.duplicates,
-                  summary.late):
+    for count in (
+        summary.bots,
+        summary.empty_ua,
+        summary.datacenter,
+        summary.duplicates,
+        summary.late,
+    ):
         assert count > 0
 
 
@@ -160,7 +177,8 @@ def test_rate_bursts_are_over_30_page_views_in_a_utc_minute(month) -> None:
     bursts = {(site, device) for (site, device, _), ids in per_minute.items() if len(ids) > 30}
     assert len(bursts) == summary.rate_burst_devices >= 1  # day 0 of 3 has one or two
     assert summary.rate_burst_events == sum(
-        1 for e in parsed.events if (e["site_id"], e["device_id"]) in bursts)
+        1 for e in parsed.events if (e["site_id"], e["device_id"]) in bursts
+    )
 
 
 def test_total_is_close_to_days_times_events_per_day(month) -> None:
@@ -203,7 +221,11 @@ def test_readers_and_players_behave(month) -> None:
     beats = [e["played_ms"] for e in media if e["action"] == "heartbeat"]
     assert all(30_000 <= ms < 60_000 for ms in beats)
     assert {category[e["site_id"]] for e in parsed.events if e["type"] == "page_view"} == {
-        "news", "tv", "radio", "magazine"}
+        "news",
+        "tv",
+        "radio",
+        "magazine",
+    }
     # devices come back: fewer devices than visits, and some seen on several days
     assert summary.devices < summary.visits
     days_of = defaultdict(set)
@@ -232,8 +254,10 @@ def test_run_writes_files_and_reports(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_run_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
-    for argv in (["--outlets", "0", "--days", "1", "--out", str(tmp_path / "e.jsonl")],
-                 ["--outlets", "3", "--days", "1", "--out", str(blocker / "sub" / "e.jsonl")]):
+    for argv in (
+        ["--outlets", "0", "--days", "1", "--out", str(tmp_path / "e.jsonl")],
+        ["--outlets", "3", "--days", "1", "--out", str(blocker / "sub" / "e.jsonl")],
+    ):
         assert run(_cli(argv)) == 2
         err = capsys.readouterr().err
         assert err.startswith("pressmeter simulate: error:") and err.count("\n") == 1

@@ -38,14 +38,20 @@ CREATE TABLE IF NOT EXISTS rejected_events
 ENGINE = MergeTree
 ORDER BY (run_id, reason, source_id, position);
 
--- Copies removed as duplicates, by site and local day of their ts.
-CREATE TABLE IF NOT EXISTS duplicate_tallies
+-- Copies removed as duplicates, first-class data like the rejects: which copy
+-- (source and position), of which id, counted on the local day of its own ts.
+-- A copy found here or in `events` again is a replay and changes nothing.
+CREATE TABLE IF NOT EXISTS duplicate_events
 (
     site_id     String,
     day         Date,
-    run_id      String,
-    within_run  UInt64,
-    across_runs UInt64
+    event_id    String,
+    received_at Int64,
+    source_id   String,
+    position    UInt64,
+    kind        Enum8('within_run' = 1, 'across_runs' = 2),
+    run_id      String
 )
 ENGINE = MergeTree
-ORDER BY (site_id, day, run_id);
+PARTITION BY toYYYYMM(day)
+ORDER BY (site_id, day, event_id);

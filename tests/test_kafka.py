@@ -1,0 +1,438 @@
+"""Batch runs reading a bounded slice of a real Kafka topic (the local Kafka 4 broker).
+
+Every test makes its own 3-partition topic and consumer group. What is checked:
+the run's summary, the export it produces, the group's committed offsets, and
+METRICS.md §2: reading the same copy again (a replayed offset, a restart after a
+crash) changes nothing; a run that fails leaves nothing visible and skips nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from conftest import ZONE, clickhouse_url, event, kafka_bootstrap
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from pressmeter.metrics import metric_rows, write_csv
+from pressmeter.pipelines import facts, kafka_slices
+from pressmeter.pipelines.batch import BatchRequest, RunSummary, run_batch
+from pressmeter.store import close_stores, open_store, quote
+
+pytestmark = pytest.mark.kafka
+
+PRESSMETER = Path(__file__).resolve().parents[1] / ".venv/bin/pressmeter"
+PARTITIONS = 3
+DAY1, DAY2 = "2026-10-05", "2026-10-06"
+
+
+# ------------------------------------------------------------------ the events
+
+Record = dict[str, Any] | tuple[str, str]  # an event, or (key, raw value) for malformed
+
+
+def _first_records() -> list[Record]:
+    """N = 14 records: 12 valid events (one of them sent twice), 2 malformed values."""
+    c_view = event(at=f"{DAY1} 11:00", device="dev-c")
+    no_device = event(at=f"{DAY1} 11:30", device="dev-x")
+    del no_device["device_id"]
+    return [
+        event(at=f"{DAY1} 08:00", device="dev-a"),
+        event(at=f"{DAY1} 08:10", device="dev-a"),
+        event(at=f"{DAY1} 09:00", device="dev-a"),  # 50 min later: a second visit
+        event(at=f"{DAY1} 10:00", device="dev-b"),
+        event("engagement", at=f"{DAY1} 10:01", device="dev-b", engaged_ms=5_000),
+        c_view,
+        dict(c_view),  # the same copy sent twice: 1 duplicate
+        event(at=f"{DAY1} 12:00", device="dev-bot", ua="Googlebot/2.1"),  # IVT
+        event("media", at=f"{DAY1} 20:00", device="dev-g", site="tv1.vn",
+              action="start", played_ms=0),
+        event("media", at=f"{DAY1} 20:00:30", device="dev-g", site="tv1.vn"),
+        event("media", at=f"{DAY1} 20:01", device="dev-g", site="tv1.vn", action="end"),
+        event(at=f"{DAY1} 21:00", device="dev-h", site="tv1.vn"),
+        ("news1.vn/dev-x", "{not json"),
+        ("news1.vn/dev-x", orjson.dumps(no_device).decode()),
+    ]  # fmt: skip
+
+
+def _more_records(first: list[Record]) -> list[Record]:
+    """M = 5 records after the first N."""
+    c_view = first[5]
+    assert isinstance(c_view, dict)
+    return [
+        event(at=f"{DAY1} 09:20", device="dev-a"),  # joins dev-a's second visit
+        event(at=f"{DAY2} 00:10", device="dev-d"),  # a new day
+        {**c_view, "received_at": c_view["received_at"] + 1_000},  # a later copy: duplicate
+        event(at=f"{DAY1} 21:40", device="dev-h", site="tv1.vn"),  # 40 min later: new visit
+        ("news1.vn/dev-x", "[1, 2]"),  # not an object
+    ]
+
+
+FIELDS = (
+    "pageviews",
+    "visits",
+    "engaged_visits",
+    "visitors",
+    "engaged_ms",
+    "media_starts",
+    "media_completes",
+    "play_ms",
+    "media_reach",
+    "ivt_events",
+    "duplicate_events",
+)
+
+
+def _row(**values: int) -> dict[str, int]:
+    return {name: values.get(name, 0) for name in FIELDS}
+
+
+AFTER_FIRST = {
+    (DAY1, "news1.vn"): _row(
+        pageviews=5, visits=4, engaged_visits=1, visitors=3, engaged_ms=5_000,
+        ivt_events=1, duplicate_events=1,
+    ),
+    (DAY1, "tv1.vn"): _row(
+        pageviews=1, visits=2, engaged_visits=1, visitors=2, media_starts=1,
+        media_completes=1, play_ms=60_000, media_reach=1,
+    ),
+}  # fmt: skip
+AFTER_ALL = {
+    (DAY1, "news1.vn"): _row(
+        pageviews=6, visits=4, engaged_visits=2, visitors=3, engaged_ms=5_000,
+        ivt_events=1, duplicate_events=2,
+    ),
+    (DAY2, "news1.vn"): _row(pageviews=1, visits=1, visitors=1),
+    (DAY1, "tv1.vn"): _row(
+        pageviews=2, visits=3, engaged_visits=1, visitors=2, media_starts=1,
+        media_completes=1, play_ms=60_000, media_reach=1,
+    ),
+}  # fmt: skip
+
+
+# ------------------------------------------------------------------ helpers
+
+
+@pytest.fixture
+def topic() -> Iterator[str]:
+    """A fresh 3-partition topic (the broker does not create topics itself)."""
+    name = f"pmtest.{uuid.uuid4().hex[:12]}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap(), client_id="pmtest-admin")
+    try:
+        admin.create_topics([NewTopic(name, PARTITIONS, 1)])
+        yield name
+    finally:
+        with contextlib.suppress(Exception):
+            admin.delete_topics([name])
+        admin.close()
+
+
+@pytest.fixture
+def group() -> str:
+    return f"pmtest-{uuid.uuid4().hex[:12]}"
+
+
+def produce(topic: str, records: list[Record]) -> None:
+    """Send keyed by site_id/device_id (so a device stays on one partition)."""
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap(), acks="all", linger_ms=0)
+    try:
+        for record in records:
+            if isinstance(record, tuple):
+                key, value = record[0].encode(), record[1].encode()
+            else:
+                key = f"{record['site_id']}/{record['device_id']}".encode()
+                value = orjson.dumps(record)
+            producer.send(topic, key=key, value=value).get(timeout=30)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def offsets(topic: str, group: str) -> tuple[dict[int, int], dict[int, int | None]]:
+    """(end offset, the group's committed offset) per partition, as Kafka says."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka_bootstrap(), group_id=group, enable_auto_commit=False
+    )
+    try:
+        parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        end = consumer.end_offsets(parts)
+        return (
+            {tp.partition: end[tp] for tp in parts},
+            {tp.partition: consumer.committed(tp) for tp in parts},
+        )
+    finally:
+        consumer.close()
+
+
+NOTHING_COMMITTED = dict.fromkeys(range(PARTITIONS))
+
+
+def run(store_url: str, topic: str, group: str) -> RunSummary:
+    close_stores()  # chDB: one store per process at a time
+    summary = run_batch(
+        BatchRequest(store_url, ZONE, kafka=kafka_bootstrap(), topic=topic, group=group)
+    )
+    assert_counts_add_up(summary)
+    return summary
+
+
+def assert_counts_add_up(s: RunSummary) -> None:
+    assert s.read == sum(s.rejected.values()) + s.duplicates + s.replayed + s.kept, s.render()
+
+
+def export_csv(store_url: str) -> str:
+    close_stores()
+    out = io.StringIO()
+    write_csv(metric_rows(open_store(store_url), "day"), out)
+    return out.getvalue()
+
+
+def export(store_url: str) -> dict[tuple[str, str], dict[str, int]]:
+    """(day, site_id) → the checked columns, read from the export CSV."""
+    rows = csv.DictReader(io.StringIO(export_csv(store_url)))
+    return {(r["period"], r["site_id"]): {f: int(r[f]) for f in FIELDS} for r in rows}
+
+
+def assert_export(store_url: str, expected: dict[tuple[str, str], dict[str, int]]) -> None:
+    """The export has exactly these rows; a mismatch names (day, site, column): (got, wanted)."""
+    got = export(store_url)
+    assert sorted(got) == sorted(expected), f"rows {sorted(got)} != {sorted(expected)}"
+    wrong = {
+        (*key, name): (got[key][name], want)
+        for key, row in expected.items()
+        for name, want in row.items()
+        if got[key][name] != want
+    }
+    assert not wrong, f"export differs, (day, site, column): (got, wanted): {wrong}"
+
+
+def query(store_url: str, sql: str) -> list[tuple]:
+    close_stores()
+    return open_store(store_url).rows(sql)
+
+
+@contextlib.contextmanager
+def fresh_store(store_url: str, tmp_path: Path) -> Iterator[str]:
+    """Another empty store of the same kind, for a reference run."""
+    if store_url.startswith("chdb:"):
+        yield f"chdb:{tmp_path / f'fresh-{uuid.uuid4().hex[:6]}'}"
+        close_stores()
+        return
+    url = f"{clickhouse_url().rsplit('/', 1)[0]}/pmtest_{uuid.uuid4().hex[:12]}"
+    try:
+        yield url
+    finally:
+        close_stores()
+        open_store(url, migrate=False).execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]}")
+        close_stores()
+
+
+def clean_export(store_url: str, tmp_path: Path, topic: str) -> str:
+    """The export of one run over the whole topic into a fresh store (a new group)."""
+    with fresh_store(store_url, tmp_path) as other:
+        run(other, topic, f"pmtest-ref-{uuid.uuid4().hex[:8]}")
+        return export_csv(other)
+
+
+def run_status(store_url: str) -> dict[str, str]:
+    """run_id → its state (the highest status it reached)."""
+    return dict(query(store_url, "SELECT run_id, toString(max(status)) FROM runs GROUP BY run_id"))
+
+
+# ------------------------------------------------------------------ tests
+
+
+def test_reads_each_offset_once_and_commits_the_end_offsets(
+    store_url: str, topic: str, group: str, tmp_path: Path
+) -> None:
+    first = _first_records()
+    produce(topic, first)
+    end, committed = offsets(topic, group)
+    assert sum(end.values()) == 14
+    assert all(end.values()), f"the keys should spread over the 3 partitions: {end}"
+    assert committed == NOTHING_COMMITTED
+
+    s = run(store_url, topic, group)
+    assert (s.read, s.rejected, s.duplicates, s.replayed, s.kept) == (
+        14,
+        {"not_json": 1, "missing_field": 1},
+        1,
+        0,
+        11,
+    )
+    assert s.ivt["ua"] == 1
+    assert_export(store_url, AFTER_FIRST)
+    assert offsets(topic, group) == (end, end)
+
+    # Nothing new: reads nothing, changes nothing.
+    before = export_csv(store_url)
+    s = run(store_url, topic, group)
+    assert (s.read, s.kept, s.duplicates, s.replayed, s.rejected) == (0, 0, 0, 0, {})
+    assert export_csv(store_url) == before
+    assert offsets(topic, group) == (end, end)
+
+    # M more: exactly those are read, nothing skipped, nothing read twice.
+    produce(topic, _more_records(first))
+    end2, _ = offsets(topic, group)
+    assert sum(end2.values()) == 19
+    s = run(store_url, topic, group)
+    assert (s.read, s.rejected, s.duplicates_within_run, s.duplicates_across_runs) == (
+        5,
+        {"not_object": 1},
+        0,
+        1,
+    )
+    assert (s.replayed, s.kept) == (0, 3)
+    assert_export(store_url, AFTER_ALL)
+    assert offsets(topic, group) == (end2, end2)
+
+    # The same as one run over all N + M events into a fresh store.
+    assert clean_export(store_url, tmp_path, topic) == export_csv(store_url)
+    ledger = query(
+        store_url,
+        "SELECT sum(lines_read), sum(kept), sum(rejected), sum(duplicates) FROM runs "
+        "WHERE run_id IN (SELECT run_id FROM committed_runs) AND status = 'committed'",
+    )
+    assert ledger == [(19, 14, 3, 2)]
+
+
+def test_another_group_reading_the_same_offsets_changes_nothing(
+    store_url: str, topic: str, group: str
+) -> None:
+    """§2: a replayed offset is the same copy, not a new one (dedup says 'replayed')."""
+    produce(topic, _first_records())
+    run(store_url, topic, group)
+    before = export_csv(store_url)
+    s = run(store_url, topic, f"{group}-other")
+    assert (s.read, s.kept) == (14, 0)
+    assert s.replayed >= 11  # every kept copy is a replay of itself
+    assert s.replayed + s.duplicates == 12
+    assert_export(store_url, AFTER_FIRST)  # re-reading the same offsets changes nothing
+    assert export_csv(store_url) == before
+
+
+def test_crash_after_the_store_commit_and_before_the_kafka_commit(
+    store_url: str, topic: str, group: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    produce(topic, _first_records())
+    end, _ = offsets(topic, group)
+    real_commit = kafka_slices.commit_offsets
+    calls = []
+
+    def crash_once(*args: Any, **kwargs: Any) -> None:
+        calls.append(args)
+        if len(calls) == 1:
+            raise ConnectionError("injected: process died before committing to Kafka")
+        real_commit(*args, **kwargs)
+
+    monkeypatch.setattr(kafka_slices, "commit_offsets", crash_once)
+    with pytest.raises(ConnectionError, match="injected"):
+        run(store_url, topic, group)
+    assert len(calls) == 1
+
+    # The store holds the run, committed; Kafka does not know.
+    statuses = run_status(store_url)
+    assert list(statuses.values()) == ["committed"]
+    crashed = next(iter(statuses))
+    assert query(
+        store_url,
+        f"SELECT lines_read, kept FROM runs WHERE run_id = {quote(crashed)} "
+        "AND status = 'committed'",
+    ) == [(14, 11)]
+    assert offsets(topic, group) == (end, NOTHING_COMMITTED)
+    assert_export(store_url, AFTER_FIRST)
+    before = export_csv(store_url)
+
+    # The restart reads nothing twice ...
+    s = run(store_url, topic, group)
+    assert (s.read, s.kept, s.duplicates, s.replayed) == (0, 0, 0, 0)
+    assert export_csv(store_url) == before
+    # ... and brings Kafka's committed offsets up to what the store holds.
+    assert offsets(topic, group) == (end, end), (
+        "after the restart the group's Kafka offsets still lag the ledger"
+    )
+
+
+def test_a_run_failing_half_way_leaves_nothing_and_is_read_again(
+    store_url: str, topic: str, group: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    produce(topic, _first_records())
+    end, _ = offsets(topic, group)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("injected: facts step failed")
+
+    monkeypatch.setattr(facts, "compute_site_facts", broken)
+    with pytest.raises(Exception, match="injected"):
+        run(store_url, topic, group)
+    monkeypatch.undo()
+
+    statuses = run_status(store_url)
+    assert list(statuses.values()) == ["failed"]
+    failed = next(iter(statuses))
+    # It did write (events, rejects, what it read) before failing ...
+    assert query(store_url, f"SELECT count() FROM events WHERE run_id = {quote(failed)}") == [(11,)]
+    # ... yet nothing of it is visible, and Kafka was not told.
+    assert_export(store_url, {})
+    assert offsets(topic, group) == (end, NOTHING_COMMITTED)
+
+    s = run(store_url, topic, group)
+    assert (s.read, s.rejected, s.duplicates, s.replayed, s.kept) == (
+        14,
+        {"not_json": 1, "missing_field": 1},
+        1,
+        0,
+        11,
+    )
+    assert_export(store_url, AFTER_FIRST)
+    assert offsets(topic, group) == (end, end)
+    assert clean_export(store_url, tmp_path, topic) == export_csv(store_url)
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(PRESSMETER), *args], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    assert lines[0].startswith("pressmeter: error: ")
+    assert result.stdout == ""
+    return lines[0]
+
+
+def _no_run_recorded(store_url: str) -> None:
+    assert query(store_url, "SELECT count() FROM runs") == [(0,)]
+    close_stores()
+
+
+def test_unreachable_kafka_is_one_clear_error(tmp_path: Path) -> None:
+    store = f"chdb:{tmp_path / 'store'}"
+    result = _cli("pipeline", "batch", "--kafka", "127.0.0.1:1", "--store", store, cwd=tmp_path)
+    line = _one_error_line(result)
+    assert "Kafka" in line and "127.0.0.1:1" in line
+    _no_run_recorded(store)
+
+
+def test_missing_topic_is_one_clear_error(tmp_path: Path) -> None:
+    store = f"chdb:{tmp_path / 'store'}"
+    missing = f"pmtest.missing.{uuid.uuid4().hex[:12]}"
+    result = _cli(
+        "pipeline", "batch", "--kafka", kafka_bootstrap(), "--topic", missing,
+        "--store", store, cwd=tmp_path,
+    )  # fmt: skip
+    line = _one_error_line(result)
+    assert "Kafka" in line and missing in line and kafka_bootstrap() in line
+    _no_run_recorded(store)
