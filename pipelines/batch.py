@@ -29,7 +29,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pressmeter import METRICS_VERSION
 from pressmeter.calendar import day_to_date
 from pressmeter.errors import RunFailed
-from pressmeter.pipelines import kafka_slices
+from pressmeter.pipelines import coders, kafka_slices
 from pressmeter.pipelines.dedup import DUPLICATE_COLUMNS, DUPLICATES, REPLAYED, DeduplicateEvents
 from pressmeter.pipelines.facts import (
     DEVICE_DAYS,
@@ -39,7 +39,13 @@ from pressmeter.pipelines.facts import (
     SiteEvents,
 )
 from pressmeter.pipelines.ledger import Ledger, RunCounts, new_run_id
-from pressmeter.pipelines.parse import EVENT_COLUMNS, REJECTED, REJECTED_COLUMNS, ParseEvents
+from pressmeter.pipelines.parse import (
+    EVENT_COLUMNS,
+    REJECTED,
+    REJECTED_COLUMNS,
+    LineBatch,
+    ParseEvents,
+)
 from pressmeter.pipelines.sinks import WriteToStore
 from pressmeter.pipelines.sources import (
     READS,
@@ -56,6 +62,7 @@ from pressmeter.store import COMMITTED, Store, open_store, quote
 __all__ = ["BatchRequest", "RunSummary", "run_batch"]
 
 log = logging.getLogger(__name__)
+coders.register(LineBatch, SiteEvents)
 
 STORED_EVENT_COLUMNS = [name for name in EVENT_COLUMNS.names if name != "read_order"]
 # Events per facts partition: bounds the memory of one site's recomputation.
@@ -190,7 +197,8 @@ class FactsPartition:
             else ""
         )
         return (
-            "SELECT site_id, device_id, ts, day, CAST(type AS Int8) AS type, ua_ivt, "
+            "SELECT site_id, device_id, cityHash64(device_id) AS device_hash, ts, day, "
+            "CAST(type AS Int8) AS type, ua_ivt, "
             "CAST(ip_class AS Int8) AS ip_class, value_ms, CAST(action AS Int8) AS action "
             f"FROM events WHERE ({' OR '.join(s.condition() for s in self.sites)}) "
             f"AND ({COMMITTED} OR run_id = {quote(run_id)}) {bucket} "
@@ -265,7 +273,8 @@ def _compute_facts(request: BatchRequest, run_id: str, partitions: list[FactsPar
         facts = (
             pipeline
             | "Partitions" >> beam.Create(partitions)
-            | "ReadSiteEvents" >> beam.ParDo(ReadSiteEventsFn(url, run_id))
+            | "ReadSiteEvents"
+            >> beam.ParDo(ReadSiteEventsFn(url, run_id)).with_output_types(SiteEvents)
             | "Facts" >> ComputeSiteFacts(request.zone)
         )
         (

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pressmeter.pipelines.coders import typed_outputs
 from pressmeter.store import COMMITTED, Store, open_store, quote
 
 __all__ = ["DUPLICATES", "DUPLICATE_COLUMNS", "REPLAYED", "DeduplicateEvents", "first_copies"]
@@ -207,12 +208,17 @@ class DeduplicateEvents(beam.PTransform):
         self.shards = shards
 
     def expand(self, kept: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return (
+        outputs = (
             kept
-            | "KeyByEventShard" >> beam.ParDo(KeyByShardFn(self.shards))
+            | "KeyByEventShard"
+            >> beam.ParDo(KeyByShardFn(self.shards)).with_output_types(
+                beam.typehints.Tuple[int, pa.Table]
+            )
             | "GroupCopies" >> beam.GroupByKey()
             | "DropRepeatedCopies"
-            >> beam.ParDo(DropRepeatedCopiesFn(self.store_url)).with_outputs(
-                DUPLICATES, REPLAYED, main="first"
-            )
+            >> beam.ParDo(DropRepeatedCopiesFn(self.store_url))
+            .with_output_types(pa.Table)
+            .with_outputs(DUPLICATES, REPLAYED, main="first")
         )
+        typed_outputs(outputs, **{DUPLICATES: pa.Table})
+        return outputs

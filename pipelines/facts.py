@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pressmeter.calendar import LocalCalendar
+from pressmeter.pipelines.coders import typed_outputs
 
 __all__ = [
     "DEVICE_DAYS",
@@ -59,7 +59,7 @@ FACT_COLUMNS = (
 class SiteEvents:
     """Kept events of one site, devices whole, sorted by (device_id, ts, event_id).
 
-    Columns: device_id (str), ts, day, type, ua_ivt, ip_class, value_ms, action
+    Columns: device_id (str), device_hash, ts, day, type, ua_ivt, ip_class, value_ms, action
     (enum codes as integers). Facts are wanted for `days` only; the events of the
     days around them are there so that visits crossing midnight are whole.
     """
@@ -67,6 +67,10 @@ class SiteEvents:
     site_id: str
     days: frozenset[int]
     columns: pa.Table
+
+    @property
+    def nbytes(self) -> int:
+        return self.columns.nbytes
 
 
 def _group_starts(*keys: np.ndarray) -> np.ndarray:
@@ -112,8 +116,9 @@ def compute_site_facts(
     device_id = site.columns["device_id"]
     ts, day = c["ts"].astype(np.int64), c["day"].astype(np.int64)
     kind, action, value = c["type"], c["action"], c["value_ms"].astype(np.int64)
-    # Sorted by device: dictionary codes number the devices in order.
-    device = pc.dictionary_encode(device_id).combine_chunks().indices.to_numpy().astype(np.int64)
+    # Sorted by device: a new device starts where the id's hash changes (a 64-bit
+    # hash equal for two ids that happen to sort side by side is not a concern).
+    device = np.cumsum(_group_starts(c["device_hash"])) - 1
     page_view, engagement, media = kind == PAGE_VIEW, kind == ENGAGEMENT, kind == MEDIA
 
     ua = c["ua_ivt"].astype(bool)
@@ -253,6 +258,7 @@ class ComputeSiteFacts(beam.PTransform):
         outputs = sites | "IvtVisitsFacts" >> beam.ParDo(
             ComputeSiteFactsFn(self.zone)
         ).with_outputs(VISITS, DEVICE_DAYS, main="facts")
+        typed_outputs(outputs, **{VISITS: pa.Table, DEVICE_DAYS: pa.Table})
         facts = (
             outputs.facts
             | "KeyBySiteDay" >> beam.Map(lambda row: ((row["site_id"], row["day"]), row))

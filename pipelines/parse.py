@@ -13,6 +13,7 @@ two paths to the same answers.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +22,11 @@ import apache_beam as beam
 import msgspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pressmeter import schemas
 from pressmeter.calendar import LocalCalendar
 from pressmeter.events import Invalid, RejectReason, event_validator
+from pressmeter.pipelines.coders import typed_outputs
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -85,28 +86,46 @@ class LineBatch:
     first_position: int
     lines: list[bytes]
 
+    @property
+    def nbytes(self) -> int:
+        """About the size of the batch (for Beam's metrics; see pipelines/coders.py)."""
+        return len(self.lines) * (len(self.lines[0]) if self.lines else 0)
+
 
 class BotMatcher:
-    """GIVT-UA: the bot list of `schemas/bots.txt`, or an empty user agent."""
+    """GIVT-UA: the bot list of `schemas/bots.txt`, or an empty user agent.
+
+    User agents repeat a great deal, so each distinct one is judged once and
+    remembered (up to a bound, past which the memory starts again).
+    """
+
+    MEMORY = 100_000
 
     def __init__(self) -> None:
         self.patterns = schemas.bot_patterns()
         self._seen: dict[str, int] = {}
 
     def __call__(self, ua: str) -> int:
-        verdict = self._seen.get(ua)
-        if verdict is None:
-            lowered = ua.lower()
-            verdict = int(not ua or any(p in lowered for p in self.patterns))
-            if len(self._seen) < 100_000:
-                self._seen[ua] = verdict
-        return verdict
+        lowered = ua.lower()
+        return int(not ua or any(p in lowered for p in self.patterns))
 
-    def column(self, ua: list[str]) -> np.ndarray:
-        """The same verdict for a whole column, computed once per distinct agent."""
-        encoded = pc.dictionary_encode(pa.array(ua, pa.string()))
-        verdicts = np.array([self(agent) for agent in encoded.dictionary.to_pylist()], np.uint8)
-        return verdicts[encoded.indices.to_numpy()]
+    def verdicts(self, agents: list[str]) -> np.ndarray:
+        """1 for each bot (or empty) agent, else 0."""
+        seen = self._seen
+        if len(seen) > self.MEMORY:
+            seen.clear()
+        for ua in {ua for ua in agents if ua not in seen}:
+            seen[ua] = self(ua)
+        return np.array([seen[ua] for ua in agents], dtype=np.uint8)
+
+
+def _clamped(values: list[int]) -> np.ndarray:
+    """Values clamped to the uint32 column; any JSON integer is valid, even 10**23."""
+    try:
+        wide = np.array(values, dtype=np.uint64)
+    except OverflowError:
+        wide = np.array([min(v, VALUE_LIMIT) for v in values], dtype=np.uint64)
+    return np.minimum(wide, VALUE_LIMIT).astype(np.uint32)
 
 
 def _raw_text(line: bytes) -> str:
@@ -120,6 +139,13 @@ class EventParser:
     def __init__(self, zone: str) -> None:
         self.validator = event_validator()
         self.fast = self.validator.fast_decoder()
+        structs = list(self.fast.value_field)
+        self._kinds = {struct: code for code, struct in enumerate(structs)}
+        self._kind_names = pa.array([struct.__struct_config__.tag for struct in structs])
+        self._value_of = {
+            struct: (operator.attrgetter(field) if field else (lambda _: 0))
+            for struct, field in self.fast.value_field.items()
+        }
         self.calendar = LocalCalendar(zone)
         self.is_bot = BotMatcher()
 
@@ -146,10 +172,12 @@ class EventParser:
 
     def _columns(self, batch: LineBatch, events: list, indices: np.ndarray) -> dict[str, Any]:
         """Decoded events → the columns of the compact kept-row table."""
-        value_field = self.fast.value_field
+        count = len(events)
         ts = np.array([e.ts for e in events], dtype=np.int64)
         positions = indices + np.uint64(batch.first_position)
-        value = [getattr(e, value_field[type(e)]) if value_field[type(e)] else 0 for e in events]
+        kinds = self._kinds
+        kind = np.array([kinds[type(e)] for e in events], dtype=np.int32)
+        value = [self._value_of[type(e)](e) for e in events]
         columns = {
             "site_id": [e.site_id for e in events],
             "day": self.calendar.days(ts),
@@ -157,13 +185,15 @@ class EventParser:
             "ts": ts,
             "event_id": [e.event_id for e in events],
             "received_at": [e.received_at for e in events],
-            "type": [type(e).__struct_config__.tag for e in events],
-            "ua_ivt": self.is_bot.column([e.ua for e in events]),
+            "type": pa.DictionaryArray.from_arrays(kind, self._kind_names),
+            "ua_ivt": self.is_bot.verdicts([e.ua for e in events]),
             "ip_class": [e.ip_class for e in events],
             # Metrics cap values at 30 s / 60 s: clamping to the column's range loses nothing.
-            "value_ms": np.minimum(np.array(value, dtype=object), VALUE_LIMIT).astype(np.uint32),
+            "value_ms": _clamped(value),
             "action": [e.action or "" for e in events],  # UNSET is falsy
-            "source_id": [batch.source_id] * len(events),
+            "source_id": pa.DictionaryArray.from_arrays(
+                np.zeros(count, dtype=np.int32), pa.array([batch.source_id])
+            ),
             "position": positions,
             "read_order": positions + np.uint64(batch.source_index << 40),
         }
@@ -245,6 +275,8 @@ class ParseEvents(beam.PTransform):
         self.zone = zone
 
     def expand(self, batches: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return batches | "DecodeAndValidate" >> beam.ParDo(ParseEventsFn(self.zone)).with_outputs(
-            REJECTED, main="kept"
-        )
+        outputs = batches | "DecodeAndValidate" >> beam.ParDo(
+            ParseEventsFn(self.zone)
+        ).with_output_types(pa.Table).with_outputs(REJECTED, main="kept")
+        typed_outputs(outputs, **{REJECTED: pa.Table})
+        return outputs

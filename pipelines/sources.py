@@ -105,32 +105,38 @@ def _open_lines(path: str) -> tuple[IO[bytes], IO[bytes]]:
     return (gzip.open(raw) if path.endswith(".gz") else raw), raw
 
 
+def _read_lines(reader: IO[bytes], chunk_bytes: int = 1 << 23) -> Iterator[list[bytes]]:
+    """Lists of lines (without their newline), read and split a large chunk at a
+    time: much cheaper than iterating over a file line by line."""
+    rest = b""
+    while chunk := reader.read(chunk_bytes):
+        lines = chunk.split(b"\n")
+        lines[0] = rest + lines[0]
+        rest = lines.pop()
+        if lines:
+            yield lines
+    if rest:
+        yield [rest]
+
+
 class ReadFileLinesFn(beam.DoFn):
-    """FileSource → LineBatch of up to 20,000 lines, then its SourceRead (tagged)."""
+    """FileSource → a LineBatch per 8 MiB read, then its SourceRead (tagged)."""
 
     def process(self, source: FileSource) -> Iterator[object]:
-        lines_reader, raw = _open_lines(source.path)
+        reader, raw = _open_lines(source.path)
         progress = _Progress(source.path, source.size)
-        batch: list[bytes] = []
-        first = position = 1
-        total_bytes = 0
+        first = 1
         try:
-            with lines_reader:
-                for line in lines_reader:
-                    batch.append(line)
-                    total_bytes += len(line)
-                    if len(batch) == BATCH_LINES:
-                        yield LineBatch(source.index, source.source_id, first, batch)
-                        position = first + len(batch)
-                        progress.update(position - 1, raw.tell())
-                        batch, first = [], position
+            with reader:
+                for lines in _read_lines(reader):
+                    yield LineBatch(source.index, source.source_id, first, lines)
+                    first += len(lines)
+                    progress.update(first - 1, raw.tell())
         except (OSError, EOFError) as exc:
             raise InputError(f"cannot read input file {source.path}: {exc}") from exc
         finally:
             raw.close()
-        if batch:
-            yield LineBatch(source.index, source.source_id, first, batch)
-        records = first - 1 + len(batch)
+        records = first - 1
         yield beam.pvalue.TaggedOutput(
             READS,
             SourceRead(
@@ -140,7 +146,7 @@ class ReadFileLinesFn(beam.DoFn):
                 1,
                 records,
                 records,
-                total_bytes,
+                source.size,
                 source.sha256,
             ),
         )
@@ -177,7 +183,7 @@ class ReadKafkaSliceFn(beam.DoFn):
                 total_bytes += len(value)
             records += len(values)
             progress.update(records, records)
-            yield LineBatch(part.index, part.source_id, first, [v + b"\n" for v in values])
+            yield LineBatch(part.index, part.source_id, first, values)
         yield beam.pvalue.TaggedOutput(
             READS,
             SourceRead(
@@ -205,5 +211,8 @@ class ReadPlanned(beam.PTransform):
         return (
             pipeline
             | "PlannedSources" >> beam.Create(self.sources)
-            | "ReadRecords" >> beam.ParDo(self.read_fn).with_outputs(READS, main="lines")
+            | "ReadRecords"
+            >> beam.ParDo(self.read_fn)
+            .with_output_types(LineBatch)
+            .with_outputs(READS, main="lines")
         )

@@ -91,6 +91,13 @@ def simulate(args: argparse.Namespace, settings: Settings, rest: list[str]) -> i
     return simulator.run(args)
 
 
+def ingest_serve(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter.collectors.ingest import load_config, serve
+
+    _no_extra(rest)
+    return serve(load_config(args.ingest_config), args.log_level)
+
+
 def _no_extra(rest: list[str]) -> None:
     if rest:
         raise ConfigError(f"unrecognized arguments: {' '.join(rest)}")
@@ -189,6 +196,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(sim)
     sim.set_defaults(handler=simulate)
+
+    ingest = commands.add_parser("ingest", help="the HTTP ingestion service")
+    ingest_commands = ingest.add_subparsers(dest="ingest_command", required=True, metavar="ACTION")
+    serve = ingest_commands.add_parser(
+        "serve",
+        help="serve POST /v1/events, GET /v1/p.gif, /healthz, /metrics",
+        description="Accept outlets' events over HTTP, write them to Kafka (acks=all) or a "
+        "local spool, then answer. See collectors/ingest/README.md.",
+    )
+    serve.add_argument(
+        "--config",
+        dest="ingest_config",
+        required=True,
+        metavar="FILE",
+        help="the ingest service's TOML file (collectors/ingest/ingest.example.toml)",
+    )
+    serve.set_defaults(handler=ingest_serve)
     return parser
 
 
@@ -216,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pressmeter: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): not an error of ours
+        sys.stderr.close()
+        return 0
     finally:
         close_stores()
 

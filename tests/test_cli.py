@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import event, write_lines
+from support import event, write_lines
 
 from pressmeter.cli import main
 from pressmeter.config import load_settings

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,18 +18,17 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import ZONE, clickhouse_url, event, kafka_bootstrap
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+from support import ZONE, cli, event, fresh_store, kafka_bootstrap, one_error_line
 
-from pressmeter.metrics import metric_rows, write_csv
+from pressmeter.metrics import EXPORT_COLUMNS, metric_rows, write_csv
 from pressmeter.pipelines import facts, kafka_slices
 from pressmeter.pipelines.batch import BatchRequest, RunSummary, run_batch
 from pressmeter.store import close_stores, open_store, quote
 
 pytestmark = pytest.mark.kafka
 
-PRESSMETER = Path(__file__).resolve().parents[1] / ".venv/bin/pressmeter"
 PARTITIONS = 3
 DAY1, DAY2 = "2026-10-05", "2026-10-06"
 
@@ -77,19 +75,7 @@ def _more_records(first: list[Record]) -> list[Record]:
     ]
 
 
-FIELDS = (
-    "pageviews",
-    "visits",
-    "engaged_visits",
-    "visitors",
-    "engaged_ms",
-    "media_starts",
-    "media_completes",
-    "play_ms",
-    "media_reach",
-    "ivt_events",
-    "duplicate_events",
-)
+FIELDS = tuple(name for name in EXPORT_COLUMNS if name not in ("period", "site_id", "ama"))
 
 
 def _row(**values: int) -> dict[str, int]:
@@ -218,22 +204,6 @@ def assert_export(store_url: str, expected: dict[tuple[str, str], dict[str, int]
 def query(store_url: str, sql: str) -> list[tuple]:
     close_stores()
     return open_store(store_url).rows(sql)
-
-
-@contextlib.contextmanager
-def fresh_store(store_url: str, tmp_path: Path) -> Iterator[str]:
-    """Another empty store of the same kind, for a reference run."""
-    if store_url.startswith("chdb:"):
-        yield f"chdb:{tmp_path / f'fresh-{uuid.uuid4().hex[:6]}'}"
-        close_stores()
-        return
-    url = f"{clickhouse_url().rsplit('/', 1)[0]}/pmtest_{uuid.uuid4().hex[:12]}"
-    try:
-        yield url
-    finally:
-        close_stores()
-        open_store(url, migrate=False).execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]}")
-        close_stores()
 
 
 def clean_export(store_url: str, tmp_path: Path, topic: str) -> str:
@@ -398,21 +368,6 @@ def test_a_run_failing_half_way_leaves_nothing_and_is_read_again(
     assert clean_export(store_url, tmp_path, topic) == export_csv(store_url)
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(PRESSMETER), *args], capture_output=True, text=True, timeout=120, cwd=cwd
-    )
-
-
-def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
-    assert lines[0].startswith("pressmeter: error: ")
-    assert result.stdout == ""
-    return lines[0]
-
-
 def _no_run_recorded(store_url: str) -> None:
     assert query(store_url, "SELECT count() FROM runs") == [(0,)]
     close_stores()
@@ -420,8 +375,8 @@ def _no_run_recorded(store_url: str) -> None:
 
 def test_unreachable_kafka_is_one_clear_error(tmp_path: Path) -> None:
     store = f"chdb:{tmp_path / 'store'}"
-    result = _cli("pipeline", "batch", "--kafka", "127.0.0.1:1", "--store", store, cwd=tmp_path)
-    line = _one_error_line(result)
+    result = cli("pipeline", "batch", "--kafka", "127.0.0.1:1", "--store", store, cwd=tmp_path)
+    line = one_error_line(result)
     assert "Kafka" in line and "127.0.0.1:1" in line
     _no_run_recorded(store)
 
@@ -429,10 +384,10 @@ def test_unreachable_kafka_is_one_clear_error(tmp_path: Path) -> None:
 def test_missing_topic_is_one_clear_error(tmp_path: Path) -> None:
     store = f"chdb:{tmp_path / 'store'}"
     missing = f"pmtest.missing.{uuid.uuid4().hex[:12]}"
-    result = _cli(
+    result = cli(
         "pipeline", "batch", "--kafka", kafka_bootstrap(), "--topic", missing,
         "--store", store, cwd=tmp_path,
     )  # fmt: skip
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert "Kafka" in line and missing in line and kafka_bootstrap() in line
     _no_run_recorded(store)

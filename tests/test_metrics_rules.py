@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import BROWSER_UA, DAY, MINUTE, event, local_ms, write_lines
+from support import BROWSER_UA, DAY, MINUTE, event, local_ms, write_lines
 
 from pressmeter import schemas
 from pressmeter.metrics import EXPORT_COLUMNS

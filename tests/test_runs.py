@@ -14,15 +14,22 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
 import pytest
-from conftest import ZONE, Runner, clickhouse_url, event, write_lines
+from support import (
+    PRESSMETER,
+    ZONE,
+    Runner,
+    cli,
+    event,
+    fresh_store,
+    one_error_line,
+    write_lines,
+)
 
 from pressmeter import METRICS_VERSION
 from pressmeter.metrics import metric_rows, write_csv
@@ -31,7 +38,6 @@ from pressmeter.pipelines.ledger import RUN_TABLES
 from pressmeter.store import close_stores, open_store, quote
 
 REPO = Path(__file__).resolve().parents[1]
-PRESSMETER = REPO / ".venv/bin/pressmeter"
 DAY = "2026-10-05"
 BIG_EVENTS = 120_085  # what `simulate --outlets 5 --days 3 --events-per-day 40000` writes
 
@@ -65,38 +71,6 @@ def query(store_url: str, sql: str) -> list[tuple]:
 def run_status(store_url: str) -> dict[str, str]:
     """run_id → its state (the highest status it reached)."""
     return dict(query(store_url, "SELECT run_id, toString(max(status)) FROM runs GROUP BY run_id"))
-
-
-@contextlib.contextmanager
-def fresh_store(store_url: str, tmp_path: Path) -> Iterator[str]:
-    """Another empty store of the same kind, for a reference run."""
-    if store_url.startswith("chdb:"):
-        yield f"chdb:{tmp_path / f'fresh-{uuid.uuid4().hex[:6]}'}"
-        close_stores()
-        return
-    url = f"{clickhouse_url().rsplit('/', 1)[0]}/pmtest_{uuid.uuid4().hex[:12]}"
-    try:
-        yield url
-    finally:
-        close_stores()
-        open_store(url, migrate=False).execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]}")
-        close_stores()
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(PRESSMETER), *args], capture_output=True, text=True, timeout=180, cwd=cwd
-    )
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The command failed with exit code 2 and said why in exactly one line."""
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
-    assert lines[0].startswith("pressmeter: error: ")
-    assert result.stdout == ""
-    return lines[0]
 
 
 def insert_started(store_url: str, run_id: str, host: str, pid: int) -> None:

@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import ZONE, event, local_ms
 from jsonschema import Draft202012Validator
+from support import ZONE, event, local_ms
 
 from pressmeter.events import RejectReason, event_validator
 from pressmeter.pipelines.parse import RAW_LIMIT, EventParser, LineBatch

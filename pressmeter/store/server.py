@@ -11,6 +11,12 @@ from pressmeter.calendar import date_to_day, day_to_date
 from pressmeter.store.base import Columns, Store, StoreError
 
 _TYPES = {str: "String", int: "Int64", float: "Float64"}
+# Result columns whose Arrow type must not be guessed (UInt64 beyond Int64, say).
+_ARROW_TYPES = {
+    f"{sign}Int{bits}": getattr(pa, f"{sign.lower()}int{bits}")()
+    for sign in ("", "U")
+    for bits in (8, 16, 32, 64)
+}
 
 
 class ServerStore(Store):
@@ -66,7 +72,7 @@ class ServerStore(Store):
             if kind == "Date":
                 columns[name] = pa.array([date_to_day(d) for d in column], pa.int32())
             else:
-                columns[name] = pa.array(list(column))
+                columns[name] = pa.array(list(column), _ARROW_TYPES.get(kind))
         return pa.table(columns)
 
     def _types(self, table: str) -> dict[str, str]:

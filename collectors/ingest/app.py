@@ -1,0 +1,318 @@
+"""The HTTP face of the ingest service (aiohttp): four endpoints, CORS per outlet.
+
+    POST /v1/events   a JSON batch {"site_id", "key", "events": [...]} (browser)
+                      or {"events": [...]} signed with X-PM-Site/-Timestamp/-Signature
+    GET  /v1/p.gif    one event in the query string (no JavaScript needed)
+    GET  /healthz     liveness, and whether Kafka or the spool takes the events
+    GET  /metrics     Prometheus text
+
+Each request goes through: client limit → read → authenticate → parse → outlet
+limit → `EventSteps` → `DurableSink` → answer. A refused request is answered
+with `{"error": reason, "detail": ...}` and its status, and counted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from pressmeter.collectors.ingest.auth import ReplayGuard, check_browser, check_signature
+from pressmeter.collectors.ingest.config import IngestConfig
+from pressmeter.collectors.ingest.durable import DurableSink
+from pressmeter.collectors.ingest.enrich import IpClassifier, SaltStore, load_provinces
+from pressmeter.collectors.ingest.metrics import Metrics
+from pressmeter.collectors.ingest.producer import KafkaSender
+from pressmeter.collectors.ingest.ratelimit import RateLimiter
+from pressmeter.collectors.ingest.reasons import Refused, RequestRefusal
+from pressmeter.collectors.ingest.registry import Outlet, Registry, load_registry
+from pressmeter.collectors.ingest.spool import Spool, SpoolFull
+from pressmeter.collectors.ingest.steps import Client, EventSteps, Outcome
+from pressmeter.events import event_validator
+
+__all__ = ["build_app"]
+
+_GIF = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
+_INTEGER_FIELDS = ("ts", "engaged_ms", "played_ms")
+_PIXEL_AUTH = ("site_id", "key")
+_CONTENT_TYPES = ("", "application/json", "text/plain")
+
+
+@dataclass
+class Service:
+    """Everything a request handler needs, built once per worker."""
+
+    config: IngestConfig
+    registry: Registry
+    steps: EventSteps
+    limits: RateLimiter
+    guard: ReplayGuard
+    metrics: Metrics
+    trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    origins: frozenset[str]
+    sink: DurableSink | None = None
+
+    # ------------------------------------------------------------ helpers
+
+    def client_ip(self, request: web.Request) -> str | None:
+        peer = request.remote
+        forwarded = request.headers.get("X-Forwarded-For")
+        if forwarded and peer and self.trusted:
+            try:
+                address = ipaddress.ip_address(peer)
+            except ValueError:
+                return peer
+            if any(address in net for net in self.trusted):
+                return forwarded.split(",")[-1].strip()
+        return peer
+
+    def outlet(self, site_id: Any) -> Outlet:
+        outlet = self.registry.get(site_id) if isinstance(site_id, str) else None
+        if outlet is None:
+            raise Refused(RequestRefusal.UNKNOWN_SITE, f"unknown site_id {str(site_id)[:80]!r}")
+        return outlet
+
+    def refusal(self, refused: Refused, headers: dict[str, str] | None = None) -> web.Response:
+        self.metrics.refused.inc(refused.reason.value)
+        headers = dict(headers or {})
+        if refused.reason.status in (429, 503):
+            headers["Retry-After"] = "1"
+        body = orjson.dumps({"error": refused.reason.value, "detail": refused.detail})
+        return web.Response(
+            body=body,
+            status=refused.reason.status,
+            content_type="application/json",
+            headers=headers,
+        )
+
+    async def deliver(self, site_id: str, client: Client, items: list[Any]) -> tuple[Outcome, str]:
+        """Steps, then make the messages durable; the count is kept."""
+        if not self.limits.outlet_ok(site_id, len(items)):
+            raise Refused(RequestRefusal.RATE_LIMITED_OUTLET, f"site {site_id} is over its rate")
+        outcome = self.steps.run(site_id, client, items, int(time.time() * 1000))
+        assert self.sink is not None
+        try:
+            where = await self.sink.put(outcome.messages) if outcome.messages else "kafka"
+        except SpoolFull as exc:
+            raise Refused(RequestRefusal.SPOOL_FULL, f"Kafka is unreachable and {exc}") from exc
+        self.metrics.accepted.inc(outcome.accepted)
+        for _, problem in outcome.rejected:
+            self.metrics.rejected.inc(problem.reason.value)
+        self.metrics.write()
+        return outcome, str(where)
+
+    # ----------------------------------------------------------- handlers
+
+    async def events(self, request: web.Request) -> web.Response:
+        cors: dict[str, str] = {}
+        try:
+            ip = self.client_ip(request)
+            if not self.limits.client_ok(ip or ""):
+                raise Refused(RequestRefusal.RATE_LIMITED_CLIENT, "too many requests from you")
+            kind = request.content_type if request.headers.get("Content-Type") else ""
+            if kind not in _CONTENT_TYPES:
+                raise Refused(
+                    RequestRefusal.UNSUPPORTED_MEDIA_TYPE,
+                    f"Content-Type {kind} (use application/json or text/plain)",
+                )
+            limit = self.config.server.max_body_bytes
+            if (request.content_length or 0) > limit:
+                raise Refused(RequestRefusal.BODY_TOO_LARGE, f"body over {limit} bytes")
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise Refused(RequestRefusal.BODY_TOO_LARGE, f"body over {limit} bytes") from None
+            signature = request.headers.get("X-PM-Signature")
+            signed = signature is not None
+            if signed:
+                outlet = self.outlet(request.headers.get("X-PM-Site"))
+                check_signature(
+                    outlet,
+                    self.guard,
+                    self.config.auth.max_clock_skew_s,
+                    request.method,
+                    request.path_qs,
+                    request.headers.get("X-PM-Timestamp"),
+                    signature,
+                    body,
+                )
+            envelope = _envelope(body)
+            if not signed:
+                outlet = self.outlet(envelope.get("site_id"))
+                origin = request.headers.get("Origin")
+                if origin is None:
+                    raise Refused(
+                        RequestRefusal.ORIGIN_NOT_ALLOWED,
+                        "no Origin header: browsers send one; servers must sign their requests",
+                    )
+                check_browser(outlet, envelope.get("key"), origin, None)
+                cors = _cors(origin)
+            items = envelope["events"]
+            if len(items) > self.config.server.max_events:
+                raise Refused(
+                    RequestRefusal.TOO_MANY_EVENTS,
+                    f"{len(items)} events in one request (at most {self.config.server.max_events})",
+                )
+            client = Client(ip=ip, ua=request.headers.get("User-Agent", ""), signed=signed)
+            outcome, where = await self.deliver(outlet.site_id, client, items)
+        except Refused as refused:
+            return self.refusal(refused, cors)
+        answer = {
+            "accepted": outcome.accepted,
+            "rejected": [
+                {"index": i, "reason": p.reason.value, "detail": p.detail}
+                for i, p in outcome.rejected
+            ],
+            "durable": where,
+        }
+        return web.Response(
+            body=orjson.dumps(answer), content_type="application/json", headers=cors
+        )
+
+    async def preflight(self, request: web.Request) -> web.Response:
+        origin = request.headers.get("Origin", "")
+        if origin not in self.origins:
+            return web.Response(status=403)
+        headers = _cors(origin)
+        headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+        headers["Access-Control-Allow-Headers"] = "Content-Type"
+        headers["Access-Control-Max-Age"] = "86400"
+        return web.Response(status=204, headers=headers)
+
+    async def pixel(self, request: web.Request) -> web.Response:
+        try:
+            ip = self.client_ip(request)
+            if not self.limits.client_ok(ip or ""):
+                raise Refused(RequestRefusal.RATE_LIMITED_CLIENT, "too many requests from you")
+            query = request.query
+            outlet = self.outlet(query.get("site_id"))
+            check_browser(
+                outlet,
+                query.get("key"),
+                request.headers.get("Origin"),
+                request.headers.get("Referer"),
+            )
+            event: dict[str, Any] = {k: v for k, v in query.items() if k not in _PIXEL_AUTH}
+            event["site_id"] = outlet.site_id
+            for name in _INTEGER_FIELDS:
+                value = event.get(name)
+                if isinstance(value, str) and value.isascii() and value.isdigit():
+                    event[name] = int(value)
+            client = Client(ip=ip, ua=request.headers.get("User-Agent", ""), signed=False)
+            outcome, _ = await self.deliver(outlet.site_id, client, [event])
+        except Refused as refused:
+            return self.refusal(refused)
+        headers = {"Cache-Control": "no-store", "X-PM-Accepted": str(outcome.accepted)}
+        if outcome.rejected:
+            headers["X-PM-Rejected"] = outcome.rejected[0][1].reason.value
+        return web.Response(body=_GIF, content_type="image/gif", headers=headers)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        assert self.sink is not None
+        body = {
+            "status": "ok",
+            "kafka": "down" if self.sink.sender.brokers_down else "up",
+            "spooling": self.sink.spooling,
+            "spool_bytes": self.sink.spool.live_bytes,
+        }
+        return web.json_response(body)
+
+    async def metrics_text(self, request: web.Request) -> web.Response:
+        return web.Response(
+            text=self.metrics.render(),
+            content_type="text/plain",
+            charset="utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
+
+
+def _cors(origin: str) -> dict[str, str]:
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+def _envelope(body: bytes) -> dict[str, Any]:
+    try:
+        envelope = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Refused(RequestRefusal.NOT_JSON, f"body is not JSON: {exc}") from None
+    if type(envelope) is not dict:
+        raise Refused(RequestRefusal.BAD_ENVELOPE, "body must be an object with an events array")
+    if type(envelope.get("events")) is not list:
+        raise Refused(RequestRefusal.BAD_ENVELOPE, "events must be an array of event objects")
+    return envelope
+
+
+def build_service(config: IngestConfig, worker: int = 0, workers: int = 1) -> Service:
+    """The per-worker state that needs no event loop."""
+    spool_root = Path(config.spool.dir)
+    registry = load_registry(config.registry)
+    provinces = load_provinces(config.enrich.geoip_csv, config.enrich.geoip_locations_csv)
+    steps = EventSteps(
+        event_validator(),
+        IpClassifier.from_file(config.enrich.datacenter_cidrs),
+        provinces,
+        SaltStore(config.salt_dir),
+        config.kafka.topic,
+        config.kafka.rejected_topic,
+    )
+    lim = config.limits
+    return Service(
+        config=config,
+        registry=registry,
+        steps=steps,
+        limits=RateLimiter(
+            lim.outlet_events_per_s / workers,
+            lim.outlet_burst / workers,
+            lim.client_requests_per_s / workers,
+            lim.client_burst / workers,
+        ),
+        guard=ReplayGuard(spool_root / "replay", 2 * config.auth.max_clock_skew_s),
+        metrics=Metrics(spool_root / "metrics", worker),
+        trusted=[ipaddress.ip_network(c, strict=False) for c in config.server.trusted_proxies],
+        origins=frozenset(o for outlet in registry for o in outlet.allowed_origins),
+    )
+
+
+def build_app(config: IngestConfig, worker: int = 0, workers: int = 1) -> web.Application:
+    """The aiohttp application of one worker; Kafka and the spool open at start-up."""
+    service = build_service(config, worker, workers)
+    app = web.Application(client_max_size=config.server.max_body_bytes)
+    app["service"] = service
+
+    async def open_sink(app: web.Application) -> None:
+        sender = KafkaSender(
+            config.kafka.bootstrap,
+            config.kafka.linger_ms,
+            config.kafka.max_in_producer,
+            config.kafka.librdkafka,
+        )
+        spool = Spool(
+            Path(config.spool.dir) / f"worker-{worker}",
+            config.spool.max_bytes,
+            config.spool.segment_bytes,
+        )
+        service.sink = DurableSink(
+            sender, spool, config.kafka.ack_timeout_ms / 1000, service.metrics
+        )
+        service.sink.start()
+
+    async def close_sink(app: web.Application) -> None:
+        if service.sink is not None:
+            await service.sink.close(config.server.shutdown_timeout_s)
+        service.metrics.write(force=True)
+
+    app.on_startup.append(open_sink)
+    app.on_cleanup.append(close_sink)
+    app.router.add_post("/v1/events", service.events)
+    app.router.add_route("OPTIONS", "/v1/events", service.preflight)
+    app.router.add_get("/v1/p.gif", service.pixel)
+    app.router.add_get("/healthz", service.healthz)
+    app.router.add_get("/metrics", service.metrics_text)
+    return app

@@ -1,0 +1,136 @@
+"""End to end on the real Kafka: HTTP → ingest → Kafka → `pressmeter pipeline
+batch --kafka` → the expected metrics; and a scan of everything the service
+wrote (Kafka, its log, its spool folder) for the client addresses it saw."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from ingest_helpers import DATACENTER, REPO, RESIDENTIAL_HN, browser_post, page_view
+
+pytestmark = pytest.mark.kafka
+
+PRESSMETER = REPO / ".venv/bin/pressmeter"
+LOCAL = dt.timezone(dt.timedelta(hours=7))
+
+
+def _run(*args: str) -> str:
+    done = subprocess.run([str(PRESSMETER), *args], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_http_to_kafka_to_batch_pipeline_metrics(make_ingest, tmp_path: Path):
+    ingest = make_ingest()
+    ts = int(time.time() * 1000) - 60_000
+    day = dt.datetime.fromtimestamp(ts / 1000, LOCAL).date().isoformat()
+    u = uuid.uuid4().hex[:8]
+    first = [
+        page_view(f"{u}-a1", ts, device_id="dev-a"),
+        page_view(f"{u}-a2", ts + 20_000, device_id="dev-a"),
+        {
+            "event_id": f"{u}-a3",
+            "type": "engagement",
+            "device_id": "dev-a",
+            "ts": ts + 30_000,
+            "url": "https://news1.vn/a",
+            "engaged_ms": 45_000,
+        },  # counts as 30,000
+        page_view(f"{u}-b1", ts, device_id="dev-b"),
+        page_view(f"{u}-x1", ts, type="click"),  # rejected: not counted
+    ]
+    assert browser_post(ingest.url, first).json()["accepted"] == 4
+    again = browser_post(ingest.url, [page_view(f"{u}-b1", ts, device_id="dev-b")])
+    assert again.json()["accepted"] == 1  # the same event_id again: a duplicate downstream
+    bot = browser_post(ingest.url, [page_view(f"{u}-c1", ts, device_id="dev-c")], ip=DATACENTER)
+    assert bot.json()["accepted"] == 1  # ip_class datacenter: IVT downstream
+    ingest.stop()
+
+    store = f"chdb:{tmp_path / 'store'}"
+    summary = _run(
+        "pipeline",
+        "batch",
+        "--kafka",
+        ingest.topics.bootstrap,
+        "--topic",
+        ingest.topics.events,
+        "--group",
+        f"g-{u}",
+        "--store",
+        store,
+    )
+    assert "read        6 records" in summary
+    rows = list(csv.DictReader(io.StringIO(_run("metrics", "export", "--store", store))))
+    row = {r["site_id"]: r for r in rows if r["period"] == day}["news1.vn"]
+    assert int(row["pageviews"]) == 3
+    assert int(row["visitors"]) == 2
+    assert int(row["engaged_ms"]) == 30_000
+    assert int(row["ivt_events"]) == 1
+    assert int(row["duplicate_events"]) == 1
+
+
+def test_no_client_address_in_kafka_logs_or_spool(make_ingest, tmp_path: Path, topics):
+    """Every address a client came from or claimed is absent from what was written,
+    including a spool written while Kafka is unreachable."""
+    import orjson
+    from ingest_helpers import TV_SECRET, free_port
+
+    from pressmeter.collectors.ingest.auth import sign
+
+    ingest = make_ingest(server={"workers": 1}, kafka={"ack_timeout_ms": 300})
+    addresses = [RESIDENTIAL_HN, "14.160.200.9", DATACENTER, "2405:4800::17"]
+    for n, ip in enumerate(addresses):
+        events = [
+            page_view(f"ip{n}"),
+            {k: v for k, v in page_view(f"ip{n}b").items() if k != "device_id"},
+            page_view(f"ip{n}c", device_id=ip),
+            page_view(f"ip{n}d", url=f"http://{ip}/"),
+        ]
+        assert browser_post(ingest.url, events, ip=ip).status_code == 200
+    body = orjson.dumps(
+        {
+            "events": [
+                {
+                    "event_id": "s1",
+                    "type": "page_view",
+                    "ip": "14.160.9.9",
+                    "ua": "x",
+                    "ts": int(time.time() * 1000),
+                    "url": "https://tv1.vn/",
+                },
+                {"ip": "14.160.9.9", "bad": 1},
+            ]
+        }
+    )
+    stamp = str(int(time.time()))
+    headers = {
+        "X-PM-Site": "tv1.vn",
+        "X-PM-Timestamp": stamp,
+        "X-PM-Signature": sign(TV_SECRET, "POST", "/v1/events", stamp, body),
+    }
+    assert requests.post(f"{ingest.url}/v1/events", data=body, headers=headers).status_code == 200
+    addresses.append("14.160.9.9")
+    # A service whose Kafka is away writes its spool: scan that too.
+    dead = type(topics)(f"127.0.0.1:{free_port()}", topics.events, topics.rejected)
+    spooling = make_ingest(dead, kafka={"ack_timeout_ms": 300})
+    for ip in addresses[:2]:
+        answer = browser_post(spooling.url, [page_view("sp"), page_view("sq", device_id=ip)], ip=ip)
+        assert answer.json()["durable"] == "spool"
+    spooling.kill9()
+    ingest.stop()
+
+    written = [orjson.dumps(v) + (k or b"") for k, v, _ in ingest.events() + ingest.rejected()]
+    assert len(written) >= 17
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".wal" and p.stat().st_size for p in files)
+    blobs = written + [p.read_bytes() for p in files]
+    for ip in addresses:
+        assert not any(ip.encode() in blob for blob in blobs), f"{ip} was written somewhere"
