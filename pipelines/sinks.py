@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 
 from pressmeter.store import open_store
@@ -55,7 +56,10 @@ class WriteTablesFn(beam.DoFn):
             return
         table = pa.concat_tables(self._tables, promote_options="permissive")
         self._tables, self._rows, self._count = [], [], 0
-        table = table.append_column("run_id", pa.array([self.run_id] * table.num_rows, pa.string()))
+        run_ids = pa.DictionaryArray.from_arrays(
+            np.zeros(table.num_rows, dtype=np.int32), pa.array([self.run_id])
+        )
+        table = table.append_column("run_id", run_ids)
         open_store(self.store_url).insert(self.table, table)
 
 
