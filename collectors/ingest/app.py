@@ -25,7 +25,7 @@ from aiohttp import web
 from pressmeter.collectors.ingest.auth import ReplayGuard, check_browser, check_signature
 from pressmeter.collectors.ingest.config import IngestConfig
 from pressmeter.collectors.ingest.durable import DurableSink
-from pressmeter.collectors.ingest.enrich import IpClassifier, SaltStore, load_provinces
+from pressmeter.collectors.ingest.enrich import IpClassifier, SaltStore, load_provinces, parse_ip
 from pressmeter.collectors.ingest.metrics import Metrics
 from pressmeter.collectors.ingest.producer import KafkaSender
 from pressmeter.collectors.ingest.ratelimit import RateLimiter
@@ -65,11 +65,8 @@ class Service:
         peer = request.remote
         forwarded = request.headers.get("X-Forwarded-For")
         if forwarded and peer and self.trusted:
-            try:
-                address = ipaddress.ip_address(peer)
-            except ValueError:
-                return peer
-            if any(address in net for net in self.trusted):
+            address = parse_ip(peer)  # "::ffff:127.0.0.1" on a "::" listener is 127.0.0.1
+            if address is not None and any(address in net for net in self.trusted):
                 return forwarded.split(",")[-1].strip()
         return peer
 

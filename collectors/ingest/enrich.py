@@ -18,6 +18,7 @@ import csv
 import hashlib
 import ipaddress
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterable, Iterator
@@ -43,10 +44,15 @@ SEEN_LIMIT = 2_000_000
 
 
 def parse_ip(text: str) -> IpAddress | None:
+    """The address, an IPv4-mapped IPv6 one (::ffff:a.b.c.d, how a socket listening
+    on "::" sees IPv4 clients) as the IPv4 address it is."""
     try:
-        return ipaddress.ip_address(text.strip().split("%", 1)[0])
+        address = ipaddress.ip_address(text.strip().split("%", 1)[0])
     except ValueError:
         return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 class _RangeTable:
@@ -123,13 +129,18 @@ class ProvinceTable:
         return len(self._table)
 
 
+_PROVINCE = re.compile(r"VN-[0-9A-Z]{2,3}")  # the event schema's pattern
+
+
 def _province_code(country: str, subdivision: str) -> str | None:
+    """`VN-HN` from `VN-HN` or (VN, `HN`); None for anything else (`-`, the unknown
+    region of IP2Location-style files, or a name), which the validator would refuse."""
     country, subdivision = country.strip().upper(), subdivision.strip().upper()
-    if subdivision.startswith("VN-"):
-        return subdivision
-    if country == "VN" and subdivision:
-        return f"VN-{subdivision}"
-    return None
+    if not subdivision.startswith("VN-"):
+        if country != "VN":
+            return None
+        subdivision = f"VN-{subdivision}"
+    return subdivision if _PROVINCE.fullmatch(subdivision) else None
 
 
 def _range_rows(rows: Iterator[list[str]]) -> Iterator[tuple[IpAddress, IpAddress, str]]:
@@ -186,7 +197,8 @@ def load_provinces(path: str, locations_path: str = "") -> ProvinceTable:
                     raise ConfigError(f"{path} is a GeoIP2 blocks file: set geoip_locations_csv")
                 return ProvinceTable(list(_maxmind_rows(csv.DictReader(handle), locations_path)))
             rows = csv.reader(handle)
-            if first and parse_ip(first.split(",", 1)[0]) is None and not first[0].isdigit():
+            cell = (next(csv.reader([first]), None) or [""])[0].strip()  # quotes removed
+            if first and parse_ip(cell) is None and not cell.isdigit():
                 next(rows)  # a header line
             return ProvinceTable(list(_range_rows(rows)))
     except OSError as exc:

@@ -27,6 +27,8 @@ import requests
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from pressmeter.collectors.ingest.auth import sign
+
 BROWSER_UA = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36"
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"
@@ -234,3 +236,26 @@ def browser_post(
         "X-Forwarded-For": ip,
     }
     return requests.post(f"{url}/v1/events", data=orjson.dumps(body), headers=headers, timeout=30)
+
+
+def signed_post(
+    url: str, body: bytes, ts: int | None = None, secret: bytes = TV_SECRET, site: str = "tv1.vn"
+) -> tuple[requests.Response, dict[str, str]]:
+    """POST /v1/events as a server does it: HMAC-signed (X-PM-Site/-Timestamp/-Signature)."""
+    stamp = str(int(time.time()) if ts is None else ts)
+    signature = sign(secret, "POST", "/v1/events", stamp, body)
+    headers = {
+        "X-PM-Site": site,
+        "X-PM-Timestamp": stamp,
+        "X-PM-Signature": signature,
+        "Content-Type": "application/json",
+    }
+    return requests.post(f"{url}/v1/events", data=body, headers=headers, timeout=30), headers
+
+
+def metrics(url: str) -> dict[str, float]:
+    """GET /metrics as {sample name with its labels: value}, e.g.
+    `pm_ingest_requests_refused_total{reason="bad_key"}` → 1.0."""
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    samples = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return {name: float(value) for name, value in samples}

@@ -16,12 +16,10 @@ from ingest_helpers import (
     NEWS_KEY,
     ORIGIN,
     RESIDENTIAL_HN,
-    TV_SECRET,
     browser_post,
     page_view,
+    signed_post,
 )
-
-from pressmeter.collectors.ingest.auth import sign
 
 pytestmark = pytest.mark.kafka
 
@@ -32,18 +30,6 @@ def _uid() -> str:
 
 def _by_id(records):
     return {value.get("event_id"): (key, value) for key, value, _ in records}
-
-
-def signed_post(url, body: bytes, ts: int | None = None, secret: bytes = TV_SECRET, site="tv1.vn"):
-    stamp = str(int(time.time()) if ts is None else ts)
-    signature = sign(secret, "POST", "/v1/events", stamp, body)
-    headers = {
-        "X-PM-Site": site,
-        "X-PM-Timestamp": stamp,
-        "X-PM-Signature": signature,
-        "Content-Type": "application/json",
-    }
-    return requests.post(f"{url}/v1/events", data=body, headers=headers, timeout=30), headers
 
 
 def test_browser_batch_is_enriched_and_bad_events_rejected_alone(service):
