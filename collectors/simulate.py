@@ -123,35 +123,149 @@ OUTLET_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 SECTIONS = {
-    "news": ("thoi-su", "the-gioi", "kinh-doanh", "giai-tri", "the-thao", "phap-luat",
-             "giao-duc", "suc-khoe", "doi-song", "so-hoa"),
+    "news": (
+        "thoi-su",
+        "the-gioi",
+        "kinh-doanh",
+        "giai-tri",
+        "the-thao",
+        "phap-luat",
+        "giao-duc",
+        "suc-khoe",
+        "doi-song",
+        "so-hoa",
+    ),
     "magazine": ("doi-song", "thoi-trang", "am-thuc", "du-lich", "lam-dep", "gia-dinh", "xe"),
     "tv": ("chuong-trinh", "tin-tuc", "giai-tri", "the-thao", "lich-phat-song"),
     "radio": ("chuong-trinh", "tin-tuc", "am-nhac", "giao-thong", "lich-phat-song"),
 }
 # Article titles are assembled from these, deterministically from the article number.
-TITLE_SUBJECTS = ("Hà Nội", "TP.HCM", "Đà Nẵng", "Giá vàng", "Thị trường chứng khoán",
-                  "Đội tuyển Việt Nam", "Học sinh", "Nông dân miền Tây", "Ngân hàng",
-                  "Giá xăng", "Du khách", "Doanh nghiệp", "Bộ Y tế", "Người lao động",
-                  "Thời tiết")
-TITLE_VERBS = ("tăng mạnh", "giảm nhẹ", "đón nhận tin vui", "chuẩn bị", "công bố kế hoạch",
-               "khởi động", "mở rộng", "thay đổi", "lập kỷ lục", "đối mặt thách thức")
-TITLE_TAILS = ("trong tuần này", "sau kỳ nghỉ lễ", "dịp cuối năm", "trước mùa mưa bão",
-               "nhờ chính sách mới", "tại các thành phố lớn", "hôm nay", "giữa tháng",
-               "trên toàn quốc", "theo khảo sát mới")
+TITLE_SUBJECTS = (
+    "Hà Nội",
+    "TP.HCM",
+    "Đà Nẵng",
+    "Giá vàng",
+    "Thị trường chứng khoán",
+    "Đội tuyển Việt Nam",
+    "Học sinh",
+    "Nông dân miền Tây",
+    "Ngân hàng",
+    "Giá xăng",
+    "Du khách",
+    "Doanh nghiệp",
+    "Bộ Y tế",
+    "Người lao động",
+    "Thời tiết",
+)
+TITLE_VERBS = (
+    "tăng mạnh",
+    "giảm nhẹ",
+    "đón nhận tin vui",
+    "chuẩn bị",
+    "công bố kế hoạch",
+    "khởi động",
+    "mở rộng",
+    "thay đổi",
+    "lập kỷ lục",
+    "đối mặt thách thức",
+)
+TITLE_TAILS = (
+    "trong tuần này",
+    "sau kỳ nghỉ lễ",
+    "dịp cuối năm",
+    "trước mùa mưa bão",
+    "nhờ chính sách mới",
+    "tại các thành phố lớn",
+    "hôm nay",
+    "giữa tháng",
+    "trên toàn quốc",
+    "theo khảo sát mới",
+)
 
 # --- time of day ----------------------------------------------------------------
 
 # Relative traffic per local hour 0..23: low at night, peaks 7-9, 12 and 20-22.
 HOURLY_WEIGHTS = {
-    "reader": (1.2, 0.7, 0.45, 0.4, 0.6, 1.5, 3.5, 5.5, 6.0, 5.0, 4.3, 4.8,
-               5.8, 4.6, 3.8, 3.7, 3.8, 4.0, 4.3, 5.0, 6.2, 6.5, 5.0, 2.8),
+    "reader": (
+        1.2,
+        0.7,
+        0.45,
+        0.4,
+        0.6,
+        1.5,
+        3.5,
+        5.5,
+        6.0,
+        5.0,
+        4.3,
+        4.8,
+        5.8,
+        4.6,
+        3.8,
+        3.7,
+        3.8,
+        4.0,
+        4.3,
+        5.0,
+        6.2,
+        6.5,
+        5.0,
+        2.8,
+    ),
     # TV: stronger evening prime time.
-    "tv": (1.5, 0.8, 0.5, 0.4, 0.5, 1.0, 2.5, 3.5, 3.6, 3.0, 2.8, 3.2,
-           4.5, 4.0, 3.0, 2.8, 3.0, 3.5, 4.5, 6.5, 8.0, 8.5, 6.5, 3.5),
+    "tv": (
+        1.5,
+        0.8,
+        0.5,
+        0.4,
+        0.5,
+        1.0,
+        2.5,
+        3.5,
+        3.6,
+        3.0,
+        2.8,
+        3.2,
+        4.5,
+        4.0,
+        3.0,
+        2.8,
+        3.0,
+        3.5,
+        4.5,
+        6.5,
+        8.0,
+        8.5,
+        6.5,
+        3.5,
+    ),
     # Radio: the morning and evening commutes.
-    "radio": (0.8, 0.5, 0.4, 0.4, 0.8, 2.5, 5.5, 7.0, 6.5, 5.0, 4.0, 4.0,
-              4.5, 4.0, 3.5, 3.5, 4.5, 6.0, 6.0, 4.5, 5.0, 5.2, 3.0, 1.6),
+    "radio": (
+        0.8,
+        0.5,
+        0.4,
+        0.4,
+        0.8,
+        2.5,
+        5.5,
+        7.0,
+        6.5,
+        5.0,
+        4.0,
+        4.0,
+        4.5,
+        4.0,
+        3.5,
+        3.5,
+        4.5,
+        6.0,
+        6.0,
+        4.5,
+        5.0,
+        5.2,
+        3.0,
+        1.6,
+    ),
 }
 CURVE_OF_CATEGORY = {"news": "reader", "magazine": "reader", "tv": "tv", "radio": "radio"}
 
@@ -201,8 +315,7 @@ HUMAN_UAS = {
         "Chrome/87.0.4280.88 Safari/537.36 WebAppManager",
     ),
     "other": (
-        "Mozilla/5.0 (PlayStation; PlayStation 5/2.26) AppleWebKit/605.1.15 "
-        "(KHTML, like Gecko)",
+        "Mozilla/5.0 (PlayStation; PlayStation 5/2.26) AppleWebKit/605.1.15 (KHTML, like Gecko)",
         "Mozilla/5.0 (Mobile; Nokia 8000 4G; rv:48.0) Gecko/48.0 Firefox/48.0 KAIOS/2.5.4",
     ),
 }
@@ -224,12 +337,30 @@ BOT_UAS = (
     "Apache-HttpClient/4.5.14 (Java/17.0.9)",
 )
 # ISO 3166-2:VN codes with a rough share of online readers.
-PROVINCES = (("VN-SG", 29), ("VN-HN", 26), ("VN-DN", 5), ("VN-HP", 5), ("VN-CT", 4),
-             ("VN-57", 5), ("VN-39", 4), ("VN-13", 3), ("VN-22", 4), ("VN-21", 4),
-             ("VN-26", 3), ("VN-34", 3), ("VN-35", 2), ("VN-43", 3))
-REFERRERS = (("https://www.google.com/", 34), ("https://www.facebook.com/", 22),
-             ("https://zalo.me/", 8), ("https://coccoc.com/search", 6),
-             ("https://baomoi.com/", 7), ("", 23))  # "" = direct: no referrer field
+PROVINCES = (
+    ("VN-SG", 29),
+    ("VN-HN", 26),
+    ("VN-DN", 5),
+    ("VN-HP", 5),
+    ("VN-CT", 4),
+    ("VN-57", 5),
+    ("VN-39", 4),
+    ("VN-13", 3),
+    ("VN-22", 4),
+    ("VN-21", 4),
+    ("VN-26", 3),
+    ("VN-34", 3),
+    ("VN-35", 2),
+    ("VN-43", 3),
+)
+REFERRERS = (
+    ("https://www.google.com/", 34),
+    ("https://www.facebook.com/", 22),
+    ("https://zalo.me/", 8),
+    ("https://coccoc.com/search", 6),
+    ("https://baomoi.com/", 7),
+    ("", 23),
+)  # "" = direct: no referrer field
 
 # --- behaviour ------------------------------------------------------------------------
 
@@ -253,11 +384,23 @@ RATE_BURST_PAGES = (36, 60)  # > 30 page views in one UTC minute, with room for 
 DELAY_MEAN_MS = 300  # ingest delay: 50 ms + exponential, capped at 3 s
 LATE_MS = (HOUR_MS, 6 * HOUR_MS)
 DUPLICATE_DELAY_MS = (200, 120_000)
-MALFORMED_KINDS = ("not_json", "missing_device_id", "fractional_ts", "string_ts",
-                   "unknown_type", "ts_out_of_window")
+MALFORMED_KINDS = (
+    "not_json",
+    "missing_device_id",
+    "fractional_ts",
+    "string_ts",
+    "unknown_type",
+    "ts_out_of_window",
+)
 # Prior guess of lines per visit, refined from what is generated (see _Planner).
-PRIOR_LINES_PER_VISIT = {"news": 9.0, "magazine": 9.0, "tv": 18.0, "radio": 24.0,
-                         "bot": 5.0, "empty_ua": 5.0}
+PRIOR_LINES_PER_VISIT = {
+    "news": 9.0,
+    "magazine": 9.0,
+    "tv": 18.0,
+    "radio": 24.0,
+    "bot": 5.0,
+    "empty_ua": 5.0,
+}
 CHUNK_LINES = 4_096  # about 2 MB a write; orjson output holds 4 KB each until joined
 GZIP_LEVEL = 1  # the benchmark writes hundreds of MB: favour speed over size
 
@@ -344,8 +487,9 @@ def write_registry(path: Path, outlets: Sequence[Outlet]) -> None:
     """The outlet registry (schemas/vn.pressmeter/outlet_registry), most popular first."""
     doc = {
         "schema": REGISTRY_SCHEMA,
-        "outlets": [{"site_id": o.site_id, "name": o.name, "category": o.category}
-                    for o in outlets],
+        "outlets": [
+            {"site_id": o.site_id, "name": o.name, "category": o.category} for o in outlets
+        ],
     }
     path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
 
@@ -413,8 +557,14 @@ class _Emitter:
         self.lines = 0
         self.counts: dict[str, int] = defaultdict(int)
 
-    def emit(self, etype: str, ts: int, base: dict[str, str], extra: dict[str, Any],
-             noise_key: str | None = None) -> None:
+    def emit(
+        self,
+        etype: str,
+        ts: int,
+        base: dict[str, str],
+        extra: dict[str, Any],
+        noise_key: str | None = None,
+    ) -> None:
         """Write one event of `etype` at `ts`; `noise_key` names the injected kind it counts as."""
         rng = self._rng
         r = rng.random()
@@ -423,8 +573,14 @@ class _Emitter:
         else:
             delay = int(-DELAY_MEAN_MS * math.log(1.0 - rng.random()))  # exponential
             received = ts + 50 + (delay if delay < 2_950 else 2_950)
-        event = {"event_id": f"{rng.getrandbits(64):016x}", "type": etype, "ts": ts,
-                 "received_at": received, **base, **extra}
+        event = {
+            "event_id": f"{rng.getrandbits(64):016x}",
+            "type": etype,
+            "ts": ts,
+            "received_at": received,
+            **base,
+            **extra,
+        }
         counts = self.counts
         buckets = self._buckets
         if self._duplicate_cut <= r < self._malformed_cut:
@@ -543,8 +699,9 @@ class _Traffic:
                 t += 2_000 + int(rng.expovariate(1 / 20_000))
                 referrer = article["url"]
 
-    def _engage(self, article: dict[str, str], base: dict[str, str], noise_key: str | None,
-                t: int) -> int:
+    def _engage(
+        self, article: dict[str, str], base: dict[str, str], noise_key: str | None, t: int
+    ) -> int:
         """Engagement heartbeats of about 5 s each; returns the time of the last one."""
         rng = self._rng
         url, content_id = article["url"], article["content_id"]
@@ -557,12 +714,16 @@ class _Traffic:
             else:
                 engaged = HEARTBEAT_MS - 250 + int(r * 500)
             t += engaged + int(rng.random() * 3_000)
-            self._emit("engagement", t, base,
-                       {"url": url, "content_id": content_id, "engaged_ms": engaged}, noise_key)
+            self._emit(
+                "engagement",
+                t,
+                base,
+                {"url": url, "content_id": content_id, "engaged_ms": engaged},
+                noise_key,
+            )
         return t
 
-    def _watch(self, outlet: Outlet, base: dict[str, str], noise_key: str | None,
-               t: int) -> None:
+    def _watch(self, outlet: Outlet, base: dict[str, str], noise_key: str | None, t: int) -> None:
         """A tv/radio visit: maybe a programme page first, then one or two plays."""
         rng = self._rng
         if rng.random() < PAGE_BEFORE_PLAY:
@@ -580,9 +741,11 @@ class _Traffic:
         rng = self._rng
         category = outlet.category
         channel = outlet.channels[int(rng.random() * len(outlet.channels))]
-        play: dict[str, Any] = {"play_id": f"{rng.getrandbits(64):016x}",
-                                "media_kind": "video" if category == "tv" else "audio",
-                                "channel_id": channel}
+        play: dict[str, Any] = {
+            "play_id": f"{rng.getrandbits(64):016x}",
+            "media_kind": "video" if category == "tv" else "audio",
+            "channel_id": channel,
+        }
         if rng.random() < LIVE_SHARE[category]:
             play.update(media_id=channel, stream="live")
         else:
@@ -598,27 +761,34 @@ class _Traffic:
             if left <= period:
                 t += left
                 if rng.random() < END_SHARE:
-                    self._emit("media", t, base, {**play, "action": "end", "played_ms": left},
-                               noise_key)
+                    self._emit(
+                        "media", t, base, {**play, "action": "end", "played_ms": left}, noise_key
+                    )
                 return t
             if rng.random() < PAUSE_SHARE:
                 step = 1_000 + int(rng.random() * (period - 1_000))
                 t += step
-                self._emit("media", t, base, {**play, "action": "pause", "played_ms": step},
-                           noise_key)
+                self._emit(
+                    "media", t, base, {**play, "action": "pause", "played_ms": step}, noise_key
+                )
                 t += 5_000 + int(rng.random() * 5 * MINUTE_MS)  # paused, then resumed
             else:
                 step = period
                 t += step + int(rng.random() * 800)  # a little buffering
-                self._emit("media", t, base, {**play, "action": "heartbeat", "played_ms": step},
-                           noise_key)
+                self._emit(
+                    "media", t, base, {**play, "action": "heartbeat", "played_ms": step}, noise_key
+                )
             played += step
 
     def _crawl(self, outlet: Outlet, t: int, ua: str, noise_key: str) -> None:
         """Page views a second or a few apart, from a device id never seen again."""
         rng = self._rng
-        base = {"site_id": outlet.site_id, "device_id": f"{rng.getrandbits(64):016x}",
-                "ua": ua, "ip_class": "unknown"}
+        base = {
+            "site_id": outlet.site_id,
+            "device_id": f"{rng.getrandbits(64):016x}",
+            "ua": ua,
+            "ip_class": "unknown",
+        }
         self.fresh_devices += 1
         for _ in range(1 + int(rng.random() ** 2 * 20)):
             self._emit("page_view", t, base, self._article(outlet), noise_key)
@@ -637,15 +807,22 @@ class _Traffic:
         rng = self._rng
         device_type = DEVICE_TYPES[bisect_right(self._device_cum[outlet.category], rng.random())]
         uas = HUMAN_UAS[device_type]
-        return {"site_id": outlet.site_id, "device_id": f"{rng.getrandbits(64):016x}",
-                "ua": uas[int(rng.random() * len(uas))], "ip_class": "residential",
-                "device_type": device_type,
-                "province": PROVINCES[bisect_right(self._province_cum, rng.random())][0]}
+        return {
+            "site_id": outlet.site_id,
+            "device_id": f"{rng.getrandbits(64):016x}",
+            "ua": uas[int(rng.random() * len(uas))],
+            "ip_class": "residential",
+            "device_type": device_type,
+            "province": PROVINCES[bisect_right(self._province_cum, rng.random())][0],
+        }
 
     def _article(self, outlet: Outlet) -> dict[str, str]:
         """Page fields of an article: mostly today's, some up to a week old."""
-        number = (self.day_number + 1) * ARTICLES_PER_DAY - 1 - int(
-            ARTICLE_TAIL * self._rng.random() ** 3)
+        number = (
+            (self.day_number + 1) * ARTICLES_PER_DAY
+            - 1
+            - int(ARTICLE_TAIL * self._rng.random() ** 3)
+        )
         article = outlet.articles.get(number)
         if article is None:
             article = outlet.articles[number] = _make_article(outlet, number)
@@ -658,13 +835,19 @@ class _Traffic:
 def _make_article(outlet: Outlet, number: int) -> dict[str, str]:
     """An article's url, title, section and content_id, derived from its number alone."""
     h = (number * 2_654_435_761 + len(outlet.site_id) * 40_503) & 0xFFFFFFFF
-    title = (f"{TITLE_SUBJECTS[h % len(TITLE_SUBJECTS)]} "
-             f"{TITLE_VERBS[(h >> 8) % len(TITLE_VERBS)]} "
-             f"{TITLE_TAILS[(h >> 16) % len(TITLE_TAILS)]}")
+    title = (
+        f"{TITLE_SUBJECTS[h % len(TITLE_SUBJECTS)]} "
+        f"{TITLE_VERBS[(h >> 8) % len(TITLE_VERBS)]} "
+        f"{TITLE_TAILS[(h >> 16) % len(TITLE_TAILS)]}"
+    )
     sections = SECTIONS[outlet.category]
     section = sections[(h >> 24) % len(sections)]
-    return {"url": f"https://{outlet.site_id}/{section}/{_ascii_slug(title)}-{number}.html",
-            "title": title, "section": section, "content_id": str(number)}
+    return {
+        "url": f"https://{outlet.site_id}/{section}/{_ascii_slug(title)}-{number}.html",
+        "title": title,
+        "section": section,
+        "content_id": str(number),
+    }
 
 
 # --- planning ---------------------------------------------------------------------------------
@@ -687,13 +870,17 @@ class _Planner:
     the mix of long media plays and short reads.
     """
 
-    def __init__(self, rng: Random, outlets: list[Outlet], events_per_day: int,
-                 noise: NoiseShares) -> None:
+    def __init__(
+        self, rng: Random, outlets: list[Outlet], events_per_day: int, noise: NoiseShares
+    ) -> None:
         self._rng = rng
         self.outlets = outlets
         self._per_day = events_per_day
-        self._kinds = ((_BOT, noise.bot_ua), (_EMPTY_UA, noise.empty_ua),
-                       (_HUMAN, 1.0 - noise.bot_ua - noise.empty_ua))
+        self._kinds = (
+            (_BOT, noise.bot_ua),
+            (_EMPTY_UA, noise.empty_ua),
+            (_HUMAN, 1.0 - noise.bot_ua - noise.empty_ua),
+        )
         self._curves = {name: [0.0, *_cumulative(w)] for name, w in HOURLY_WEIGHTS.items()}
         # [lines, visits] per mean key, seeded with a prior worth 20 visits
         self._stats = {k: [v * 20, 20.0] for k, v in PRIOR_LINES_PER_VISIT.items()}
@@ -732,8 +919,9 @@ class _Planner:
                     continue
                 # Round to nearest, so a slice ends within half a visit of its target.
                 n = int(shortfall / self.lines_per_visit(self.mean_key(kind, outlet)) + 0.5)
-                plans.extend((hour_start + int(rng.random() * HOUR_MS), kind, index)
-                             for _ in range(n))
+                plans.extend(
+                    (hour_start + int(rng.random() * HOUR_MS), kind, index) for _ in range(n)
+                )
         plans.extend(self._rate_bursts(day, hour, hour_start))
         plans.sort()
         self.visits += len(plans)
@@ -746,15 +934,22 @@ class _Planner:
         rng = self._rng
         shares = _cumulative([o.share for o in self.outlets])
         count = 1 + (rng.random() < 0.5)
-        return [(hour_start + int(rng.random() * HOUR_MS), _RATE_BURST,
-                 bisect_right(shares, rng.random())) for _ in range(count)]
+        return [
+            (
+                hour_start + int(rng.random() * HOUR_MS),
+                _RATE_BURST,
+                bisect_right(shares, rng.random()),
+            )
+            for _ in range(count)
+        ]
 
     def size_pools(self, days: int) -> None:
         """Device pools: about a day's visits, growing with the days so readers come back."""
         for outlet in self.outlets:
             human_share = self._kinds[-1][1]
-            per_day = self._per_day * outlet.share * human_share / self.lines_per_visit(
-                outlet.category)
+            per_day = (
+                self._per_day * outlet.share * human_share / self.lines_per_visit(outlet.category)
+            )
             outlet.pool_size = math.ceil(per_day * (0.8 + 0.25 * days)) + 5
 
 
@@ -803,8 +998,9 @@ def default_registry_path(out: Path) -> Path:
     return out.with_name(f"{name}.outlets.json")
 
 
-def _check_arguments(outlets: int, days: int, events_per_day: int, out: Path,
-                     registry: Path) -> None:
+def _check_arguments(
+    outlets: int, days: int, events_per_day: int, out: Path, registry: Path
+) -> None:
     for name, value in (("outlets", outlets), ("days", days), ("events per day", events_per_day)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
@@ -819,25 +1015,37 @@ def _open_events(path: Path, gz: bool) -> tuple[IO[bytes], IO[bytes]]:
     """The raw file and the stream to write to: gzip without name or time stamp if `gz`."""
     raw = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed by the caller
     if gz:
-        return raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
-                                  compresslevel=GZIP_LEVEL, mtime=0)
+        return raw, gzip.GzipFile(
+            filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=0
+        )
     return raw, raw
 
 
-def _generate(start: dt.date, days: int, planner: _Planner, traffic: _Traffic,
-              emitter: _Emitter, sink: _LineSink,
-              progress: Callable[[float], None] | None) -> None:
+def _generate(
+    start: dt.date,
+    days: int,
+    planner: _Planner,
+    traffic: _Traffic,
+    emitter: _Emitter,
+    sink: _LineSink,
+    progress: Callable[[float], None] | None,
+) -> None:
     """Plan each local hour, then generate its visits in start order."""
     planner.size_pools(days)
-    visit_of_kind = (traffic.human_visit, traffic.bot_visit, traffic.empty_ua_visit,
-                     traffic.rate_burst)
+    visit_of_kind = (
+        traffic.human_visit,
+        traffic.bot_visit,
+        traffic.empty_ua_visit,
+        traffic.rate_burst,
+    )
     first_day = start.toordinal() - _EPOCH_ORDINAL
     for day in range(days):
         traffic.day_number = first_day + day
         day_start = (first_day + day) * DAY_MS - LOCAL_OFFSET_MS
         for hour in range(24):
-            for visit_start, kind, index in planner.plan_hour(day, hour,
-                                                              day_start + hour * HOUR_MS):
+            for visit_start, kind, index in planner.plan_hour(
+                day, hour, day_start + hour * HOUR_MS
+            ):
                 sink.flush_before(visit_start)
                 before = emitter.lines
                 visit_of_kind[kind](planner.outlets[index], visit_start)
@@ -846,10 +1054,18 @@ def _generate(start: dt.date, days: int, planner: _Planner, traffic: _Traffic,
                 progress((day * 24 + hour + 1) / (days * 24))
 
 
-def simulate(outlets: int, days: int, start: dt.date, out: Path, registry: Path,
-             seed: int = 1, events_per_day: int = 30000,
-             progress: Callable[[float], None] | None = None, *,
-             noise: NoiseShares = NOISE) -> SimulationSummary:
+def simulate(
+    outlets: int,
+    days: int,
+    start: dt.date,
+    out: Path,
+    registry: Path,
+    seed: int = 1,
+    events_per_day: int = 30000,
+    progress: Callable[[float], None] | None = None,
+    *,
+    noise: NoiseShares = NOISE,
+) -> SimulationSummary:
     """Write the registry and about `days x events_per_day` events; return what was written.
 
     The events file is written under a temporary name and renamed when complete,
@@ -885,14 +1101,21 @@ def simulate(outlets: int, days: int, start: dt.date, out: Path, registry: Path,
     counts = emitter.counts
     categories = {c: sum(o.category == c for o in outlet_list) for c in CATEGORIES}
     return SimulationSummary(
-        out=out, registry=registry, events_written=emitter.lines,
+        out=out,
+        registry=registry,
+        events_written=emitter.lines,
         by_type={t: counts[t] for t in ("page_view", "engagement", "media")},
-        bots=counts["bots"], empty_ua=counts["empty_ua"], datacenter=counts["datacenter"],
+        bots=counts["bots"],
+        empty_ua=counts["empty_ua"],
+        datacenter=counts["datacenter"],
         rate_burst_devices=counts["rate_burst_devices"],
-        rate_burst_events=counts["rate_burst"], duplicates=counts["duplicates"],
-        late=counts["late"], malformed=counts["malformed"],
+        rate_burst_events=counts["rate_burst"],
+        duplicates=counts["duplicates"],
+        late=counts["late"],
+        malformed=counts["malformed"],
         malformed_by_kind={k: counts[f"malformed:{k}"] for k in MALFORMED_KINDS},
-        outlets_by_category=categories, visits=planner.visits,
+        outlets_by_category=categories,
+        visits=planner.visits,
         devices=sum(len(o.devices) for o in outlet_list) + traffic.fresh_devices,
         seconds=time.perf_counter() - began,
     )
@@ -907,24 +1130,56 @@ def _parse_date(text: str) -> dt.date:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `pressmeter simulate`."""
-    parser.add_argument("--outlets", type=int, required=True, metavar="N",
-                        help="number of outlets (about 55%% news, 15%% each tv, radio and "
-                             "magazine; at least one of each from 4 on)")
-    parser.add_argument("--days", type=int, required=True, metavar="D",
-                        help="number of local days (Asia/Ho_Chi_Minh) to simulate")
-    parser.add_argument("--start", type=_parse_date, default=DEFAULT_START, metavar="DATE",
-                        help="first local day, YYYY-MM-DD (default: %(default)s)")
-    parser.add_argument("--events-per-day", type=int, default=30000, metavar="N",
-                        help="events per day across all outlets, noise included "
-                             "(default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=1,
-                        help="random seed; the same arguments give byte-identical files "
-                             "(default: %(default)s)")
-    parser.add_argument("--registry", type=Path, default=None, metavar="FILE",
-                        help="where to write the outlet registry JSON (default: next to --out, "
-                             "named <out without .jsonl/.jsonl.gz>.outlets.json)")
-    parser.add_argument("--out", type=Path, required=True, metavar="FILE",
-                        help="events file, JSON Lines; gzip-compressed when it ends with .gz")
+    parser.add_argument(
+        "--outlets",
+        type=int,
+        required=True,
+        metavar="N",
+        help="number of outlets (about 55%% news, 15%% each tv, radio and "
+        "magazine; at least one of each from 4 on)",
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        required=True,
+        metavar="D",
+        help="number of local days (Asia/Ho_Chi_Minh) to simulate",
+    )
+    parser.add_argument(
+        "--start",
+        type=_parse_date,
+        default=DEFAULT_START,
+        metavar="DATE",
+        help="first local day, YYYY-MM-DD (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--events-per-day",
+        type=int,
+        default=30000,
+        metavar="N",
+        help="events per day across all outlets, noise included (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="random seed; the same arguments give byte-identical files (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--registry",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="where to write the outlet registry JSON (default: next to --out, "
+        "named <out without .jsonl/.jsonl.gz>.outlets.json)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="events file, JSON Lines; gzip-compressed when it ends with .gz",
+    )
 
 
 class _ProgressLine:
@@ -942,23 +1197,26 @@ class _ProgressLine:
 
 def format_summary(s: SimulationSummary) -> str:
     """The human-readable report `pressmeter simulate` prints when done."""
+
     def share(n: int) -> str:
         return f"{n:,} ({n / s.events_written:.2%})" if s.events_written else str(n)
 
     types = ", ".join(f"{t} {n:,}" for t, n in s.by_type.items())
     categories = ", ".join(f"{c} {n}" for c, n in s.outlets_by_category.items())
-    return "\n".join([
-        f"simulate: wrote {s.events_written:,} events to {s.out}",
-        f"  by type: {types}",
-        f"  bots: {share(s.bots)}, empty UA: {share(s.empty_ua)}, "
-        f"data-centre: {share(s.datacenter)}",
-        f"  SIVT-RATE: {s.rate_burst_devices} devices, {s.rate_burst_events:,} events; "
-        f"duplicates: {share(s.duplicates)}; late: {share(s.late)}; "
-        f"malformed: {share(s.malformed)}",
-        f"  outlets: {sum(s.outlets_by_category.values())} ({categories}) in {s.registry}",
-        f"  visits: {s.visits:,}, devices: {s.devices:,}",
-        f"  {s.seconds:.1f} s, {s.events_per_second:,.0f} events/s",
-    ])
+    return "\n".join(
+        [
+            f"simulate: wrote {s.events_written:,} events to {s.out}",
+            f"  by type: {types}",
+            f"  bots: {share(s.bots)}, empty UA: {share(s.empty_ua)}, "
+            f"data-centre: {share(s.datacenter)}",
+            f"  SIVT-RATE: {s.rate_burst_devices} devices, {s.rate_burst_events:,} events; "
+            f"duplicates: {share(s.duplicates)}; late: {share(s.late)}; "
+            f"malformed: {share(s.malformed)}",
+            f"  outlets: {sum(s.outlets_by_category.values())} ({categories}) in {s.registry}",
+            f"  visits: {s.visits:,}, devices: {s.devices:,}",
+            f"  {s.seconds:.1f} s, {s.events_per_second:,.0f} events/s",
+        ]
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -967,15 +1225,25 @@ def run(args: argparse.Namespace) -> int:
         start = args.start if isinstance(args.start, dt.date) else _parse_date(str(args.start))
         out = Path(args.out)
         registry = Path(args.registry) if args.registry else default_registry_path(out)
-        summary = simulate(args.outlets, args.days, start, out, registry, seed=args.seed,
-                           events_per_day=args.events_per_day, progress=_ProgressLine())
+        summary = simulate(
+            args.outlets,
+            args.days,
+            start,
+            out,
+            registry,
+            seed=args.seed,
+            events_per_day=args.events_per_day,
+            progress=_ProgressLine(),
+        )
     except (ValueError, argparse.ArgumentTypeError) as exc:
         print(f"pressmeter simulate: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
-        print(f"pressmeter simulate: error: cannot write{where}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(
+            f"pressmeter simulate: error: cannot write{where}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 2
     print(format_summary(summary))
     return 0
