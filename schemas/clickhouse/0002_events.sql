@@ -2,6 +2,7 @@
 -- The facts of a site and day are recomputed from these rows, so a later batch
 -- can extend a visit or push a device over the SIVT rate. Only what the metrics
 -- and an audit trail need is kept; the raw event stays in Kafka or its file.
+-- Sorted as the facts step reads it: a site's events device by device, in time.
 CREATE TABLE IF NOT EXISTS events
 (
     site_id     String,
@@ -21,7 +22,7 @@ CREATE TABLE IF NOT EXISTS events
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(day)
-ORDER BY (site_id, day, device_id, ts);
+ORDER BY (site_id, device_id, ts, event_id);
 
 -- Refused events, first-class data: the reason, the raw line, where it came from.
 CREATE TABLE IF NOT EXISTS rejected_events
