@@ -98,6 +98,13 @@ def ingest_serve(args: argparse.Namespace, settings: Settings, rest: list[str]) 
     return serve(load_config(args.ingest_config), args.log_level)
 
 
+def import_hls_logs(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter.collectors.logs import command
+
+    _no_extra(rest)
+    return command.run(args)
+
+
 def _no_extra(rest: list[str]) -> None:
     if rest:
         raise ConfigError(f"unrecognized arguments: {' '.join(rest)}")
@@ -213,6 +220,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="the ingest service's TOML file (collectors/ingest/ingest.example.toml)",
     )
     serve.set_defaults(handler=ingest_serve)
+
+    importer = commands.add_parser("import", help="turn server logs into canonical events")
+    import_commands = importer.add_subparsers(
+        dest="import_command", required=True, metavar="FORMAT"
+    )
+    hls = import_commands.add_parser(
+        "hls-logs",
+        help="CDN/HLS access logs of live streams → media events (JSON Lines)",
+        description="Turn access logs of live TV and radio streams into media events "
+        "(start, heartbeats, end) for `pipeline batch --input`. "
+        "See docs/integration-broadcaster.md.",
+    )
+    from pressmeter.collectors.logs.command import add_arguments as add_import_arguments
+
+    add_import_arguments(hls)
+    hls.set_defaults(handler=import_hls_logs)
     return parser
 
 
