@@ -194,7 +194,7 @@ def write_config(folder: Path, port: int, topics: Topics, **sections: dict[str, 
             "bootstrap": topics.bootstrap,
             "topic": topics.events,
             "rejected_topic": topics.rejected,
-            "ack_timeout_ms": 1000,
+            "ack_timeout_ms": 10_000,  # a cold broker can take seconds to ack the first send
         },
         "spool": {"dir": str(folder / "spool")},
         "enrich": {"geoip_csv": str(DATA / "provinces.csv")},
