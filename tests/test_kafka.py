@@ -304,7 +304,10 @@ def test_crash_after_the_store_commit_and_before_the_kafka_commit(
             raise ConnectionError("injected: process died before committing to Kafka")
         real_commit(*args, **kwargs)
 
-    monkeypatch.setattr(kafka_slices, "commit_offsets", crash_once)
+    # Fault injection into our own code (the broker stays real): the process "dies"
+    # right after the store commit, before it tells Kafka.
+    offsets_module = kafka_slices
+    monkeypatch.setattr(offsets_module, "commit_offsets", crash_once)
     with pytest.raises(ConnectionError, match="injected"):
         run(store_url, topic, group)
     assert len(calls) == 1
