@@ -224,6 +224,19 @@ def page_view(event_id: str, ts: int | None = None, **fields: Any) -> dict[str, 
     return base
 
 
+def pixel_params(event_id: str) -> dict[str, str]:
+    """The query string of a page view sent to the pixel endpoint."""
+    return {
+        "site_id": "news1.vn",
+        "key": NEWS_KEY,
+        "event_id": event_id,
+        "type": "page_view",
+        "device_id": "dev-px",
+        "ts": str(int(time.time() * 1000)),
+        "url": "https://news1.vn/p",
+    }
+
+
 def browser_post(
     url: str, events: list[Any], ip: str = RESIDENTIAL_HN, **extra: Any
 ) -> requests.Response:

@@ -18,6 +18,7 @@ from ingest_helpers import (
     RESIDENTIAL_HN,
     browser_post,
     page_view,
+    pixel_params,
     signed_post,
 )
 
@@ -192,15 +193,7 @@ def test_signature_replay_skew_and_wrong_secret_are_refused(service):
 
 def test_pixel_takes_one_event_from_the_query_string(service):
     event_id = f"px-{_uid()}"
-    params = {
-        "site_id": "news1.vn",
-        "key": NEWS_KEY,
-        "event_id": event_id,
-        "type": "page_view",
-        "device_id": "dev-px",
-        "ts": str(int(time.time() * 1000)),
-        "url": "https://news1.vn/p",
-    }
+    params = pixel_params(event_id)
     headers = {
         "User-Agent": BROWSER_UA,
         "X-Forwarded-For": RESIDENTIAL_HN,

@@ -15,12 +15,12 @@ import pytest
 import requests
 from ingest_helpers import (
     BROWSER_UA,
-    NEWS_KEY,
     RESIDENTIAL_HN,
     Topics,
     browser_post,
     metrics,
     page_view,
+    pixel_params,
     signed_post,
     write_config,
 )
@@ -51,15 +51,7 @@ def _refused(answer: requests.Response, reason: str) -> None:
 
 
 def _pixel(url: str, event_id: str, ip: str) -> requests.Response:
-    params = {
-        "site_id": "news1.vn",
-        "key": NEWS_KEY,
-        "event_id": event_id,
-        "type": "page_view",
-        "device_id": "dev-px",
-        "ts": str(int(time.time() * 1000)),
-        "url": "https://news1.vn/p",
-    }
+    params = pixel_params(event_id)
     headers = {"User-Agent": BROWSER_UA, "X-Forwarded-For": ip, "Referer": "https://news1.vn/p"}
     return requests.get(f"{url}/v1/p.gif", params=params, headers=headers, timeout=30)
 
