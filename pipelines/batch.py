@@ -128,8 +128,15 @@ class RunSummary:
 
 
 def _pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    """Beam's local runner unless the caller's Beam options say otherwise.
+
+    The default is FnApiRunner, named rather than reached through DirectRunner:
+    DirectRunner first tries Prism (a Go job server it downloads) and only then
+    falls back to FnApiRunner, which costs a network attempt and a gRPC worker
+    pool that polls for the rest of the run.
+    """
     defaults = [
-        "--runner=DirectRunner",
+        "--runner=FnApiRunner",
         "--direct_num_workers=1",
         "--direct_running_mode=in_memory",
     ]

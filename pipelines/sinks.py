@@ -14,7 +14,7 @@ from pressmeter.store import open_store
 
 __all__ = ["WriteToStore"]
 
-_FLUSH_ROWS = 500_000
+_FLUSH_ROWS = 200_000
 
 
 class WriteTablesFn(beam.DoFn):

@@ -71,10 +71,8 @@ def plan_files(paths: list[str]) -> list[FileSource]:
     planned = []
     for index, path in enumerate(paths):
         try:
-            digest = hashlib.sha256()
             with open(path, "rb") as handle:
-                while chunk := handle.read(1 << 22):
-                    digest.update(chunk)
+                digest = hashlib.file_digest(handle, "sha256")
             size = os.path.getsize(path)
         except OSError as exc:
             raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from exc

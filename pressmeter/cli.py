@@ -33,8 +33,10 @@ def _store_option(parser: argparse.ArgumentParser) -> None:
 
 
 def pipeline_batch(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter.allocator import keep_freed_memory
     from pressmeter.pipelines.batch import BatchRequest, run_batch
 
+    keep_freed_memory()
     request = BatchRequest(
         store_url=args.store or settings.store,
         zone=settings.zone,
@@ -136,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="read a bounded input, count it, commit",
         description="Read JSON Lines files or a bounded slice of a Kafka topic, validate, "
         "deduplicate, remove invalid traffic, recompute the facts of every site and day "
-        "touched, and commit. Unknown options go to Apache Beam (e.g. --runner).",
+        "touched, and commit. Unknown options go to Apache Beam (e.g. --runner=FlinkRunner); "
+        "the default is Beam's local FnApiRunner, in this process.",
     )
     source = batch.add_mutually_exclusive_group(required=True)
     source.add_argument(
