@@ -114,15 +114,18 @@ class BotMatcher:
         seen = self._seen
         if len(seen) > self.MEMORY:
             seen.clear()
-        for ua in {ua for ua in agents if ua not in seen}:
-            seen[ua] = self(ua)
-        return np.array([seen[ua] for ua in agents], dtype=np.uint8)
+        known = list(map(seen.get, agents))  # one C-level pass; None where not judged yet
+        if None in known:
+            for index, ua in enumerate(agents):
+                if known[index] is None:
+                    known[index] = seen.setdefault(ua, self(ua))
+        return np.fromiter(known, np.uint8, len(known))
 
 
 def _clamped(values: list[int]) -> np.ndarray:
     """Values clamped to the uint32 column; any JSON integer is valid, even 10**23."""
     try:
-        wide = np.array(values, dtype=np.uint64)
+        wide = np.fromiter(values, np.uint64, len(values))
     except OverflowError:
         wide = np.array([min(v, VALUE_LIMIT) for v in values], dtype=np.uint64)
     return np.minimum(wide, VALUE_LIMIT).astype(np.uint32)
@@ -161,7 +164,8 @@ class EventParser:
             else:
                 indices.append(index)
         kept = pa.table(
-            self._columns(batch, events, np.array(indices, dtype=np.uint64)), schema=EVENT_COLUMNS
+            self._columns(batch, events, np.fromiter(indices, np.uint64, len(indices))),
+            schema=EVENT_COLUMNS,
         )
         breaks = self.fast.rule_breaks(events, kept)
         if breaks.any():
@@ -173,10 +177,10 @@ class EventParser:
     def _columns(self, batch: LineBatch, events: list, indices: np.ndarray) -> dict[str, Any]:
         """Decoded events → the columns of the compact kept-row table."""
         count = len(events)
-        ts = np.array([e.ts for e in events], dtype=np.int64)
+        ts = np.fromiter([e.ts for e in events], np.int64, count)
         positions = indices + np.uint64(batch.first_position)
         kinds = self._kinds
-        kind = np.array([kinds[type(e)] for e in events], dtype=np.int32)
+        kind = np.fromiter([kinds[type(e)] for e in events], np.int32, count)
         value = [self._value_of[type(e)](e) for e in events]
         columns = {
             "site_id": [e.site_id for e in events],

@@ -33,10 +33,10 @@ def _store_option(parser: argparse.ArgumentParser) -> None:
 
 
 def pipeline_batch(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
-    from pressmeter.allocator import keep_freed_memory
     from pressmeter.pipelines.batch import BatchRequest, run_batch
+    from pressmeter.runtime import tune_for_batch
 
-    keep_freed_memory()
+    tune_for_batch()
     request = BatchRequest(
         store_url=args.store or settings.store,
         zone=settings.zone,

@@ -1,4 +1,4 @@
-"""The allocator tuning of long batch runs (pressmeter/allocator.py).
+"""The process settings of long batch runs (pressmeter/runtime.py).
 
 Each check runs in a fresh interpreter: glibc raises its mmap threshold by
 itself once a large mapped block is freed, which earlier tests in this process
@@ -10,7 +10,7 @@ import sys
 
 PROBE = """
 import ctypes, sys
-from pressmeter.allocator import keep_freed_memory
+from pressmeter.runtime import keep_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in (
@@ -44,3 +44,15 @@ def test_by_default_glibc_maps_a_large_block_on_its_own() -> None:
 
 def test_tuned_a_large_block_comes_from_the_heap_that_keeps_freed_memory() -> None:
     assert mapped_bytes_for_an_8_mib_block("tuned") == 0
+
+
+def test_batch_tuning_freezes_the_objects_that_exist_before_the_run() -> None:
+    probe = (
+        "import gc\n"
+        "from pressmeter.runtime import tune_for_batch\n"
+        "before = len(gc.get_objects())\n"
+        "tune_for_batch()\n"
+        "print(gc.get_freeze_count() >= before, len(gc.get_objects()) < before // 10)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True"]
