@@ -16,7 +16,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import apache_beam as beam
@@ -182,11 +182,25 @@ class SiteDays:
     last_day: int
     days: frozenset[int]
 
-    def condition(self) -> str:
-        return (
-            f"(site_id = {quote(self.site_id)} AND day BETWEEN {_date(self.first_day)} "
-            f"AND {_date(self.last_day)})"
-        )
+
+def _within(sites: Sequence[SiteDays]) -> str:
+    """SQL: rows of these sites, each within its own day range.
+
+    The ranges are looked up per row with transform() rather than OR-ing one
+    condition per site: with 50 sites that was 50 comparisons a row and 0.3 s
+    per million rows read (chDB). The outer day range lets the store skip
+    partitions; site_id IN lets it use the sort key.
+    """
+    names = ", ".join(quote(site.site_id) for site in sites)
+    firsts = ", ".join(str(site.first_day) for site in sites)
+    lasts = ", ".join(str(site.last_day) for site in sites)
+    first, last = min(site.first_day for site in sites), max(site.last_day for site in sites)
+    return (
+        f"site_id IN ({names}) AND day BETWEEN {_date(first)} AND {_date(last)} "
+        f"AND toUInt16(day) BETWEEN transform(site_id, [{names}], "
+        f"CAST([{firsts}] AS Array(UInt16)), toUInt16(0)) "
+        f"AND transform(site_id, [{names}], CAST([{lasts}] AS Array(UInt16)), toUInt16(0))"
+    )
 
 
 @dataclass(frozen=True)
@@ -207,7 +221,7 @@ class FactsPartition:
             "SELECT site_id, device_id, cityHash64(device_id) AS device_hash, ts, day, "
             "CAST(type AS Int8) AS type, ua_ivt, "
             "CAST(ip_class AS Int8) AS ip_class, value_ms, CAST(action AS Int8) AS action "
-            f"FROM events WHERE ({' OR '.join(s.condition() for s in self.sites)}) "
+            f"FROM events WHERE {_within(self.sites)} "
             f"AND ({COMMITTED} OR run_id = {quote(run_id)}) {bucket} "
             "ORDER BY site_id, device_id, ts, event_id"
         )
@@ -252,7 +266,7 @@ def plan_facts(store: Store, run_id: str) -> list[FactsPartition]:
         sites.append(SiteDays(site_id, min(wanted) - 1, max(wanted) + 1, wanted))
     counts: dict[str, int] = dict.fromkeys((s.site_id for s in sites), 0)
     for site_id, count in store.rows(
-        f"SELECT site_id, count() FROM events WHERE ({' OR '.join(s.condition() for s in sites)}) "
+        f"SELECT site_id, count() FROM events WHERE {_within(sites)} "
         f"AND ({COMMITTED} OR run_id = {quote(run_id)}) GROUP BY site_id"
     ):
         counts[site_id] = int(count)

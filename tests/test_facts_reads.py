@@ -1,0 +1,39 @@
+"""Which stored events the facts step reads for the site-days a run touched."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from support import Runner, event
+
+from pressmeter.calendar import date_to_day
+from pressmeter.pipelines.batch import FactsPartition, SiteDays
+from pressmeter.store import open_store
+
+
+def day(text: str) -> int:
+    return date_to_day(dt.date.fromisoformat(text))
+
+
+def test_each_site_is_read_within_its_own_days_only(runner: Runner) -> None:
+    summary = runner.batch(
+        [
+            event(at="2026-10-05 09:00", site="a.vn"),
+            event(at="2026-10-20 09:00", site="a.vn"),
+            event(at="2026-10-05 09:00", site="b.vn"),
+            event(at="2026-10-20 09:00", site="b.vn", device="dev-b"),
+            event(at="2026-10-20 09:00", site="c.vn"),
+        ]
+    )
+    part = FactsPartition(
+        (
+            SiteDays("a.vn", day("2026-10-04"), day("2026-10-06"), frozenset()),
+            SiteDays("b.vn", day("2026-10-19"), day("2026-10-21"), frozenset()),
+        )
+    )
+    read = open_store(runner.store_url).table(part.sql(summary.run_id))
+    assert list(zip(read["site_id"].to_pylist(), read["day"].to_pylist())) == [
+        ("a.vn", day("2026-10-05")),
+        ("b.vn", day("2026-10-20")),
+    ]
+    assert read["device_id"].to_pylist() == ["dev-a", "dev-b"]
