@@ -13,7 +13,6 @@ two paths to the same answers.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -142,13 +141,7 @@ class EventParser:
     def __init__(self, zone: str) -> None:
         self.validator = event_validator()
         self.fast = self.validator.fast_decoder()
-        structs = list(self.fast.value_field)
-        self._kinds = {struct: code for code, struct in enumerate(structs)}
-        self._kind_names = pa.array([struct.__struct_config__.tag for struct in structs])
-        self._value_of = {
-            struct: (operator.attrgetter(field) if field else (lambda _: 0))
-            for struct, field in self.fast.value_field.items()
-        }
+        self._kind_names = pa.array([s.__struct_config__.tag for s in self.fast.structs])
         self.calendar = LocalCalendar(zone)
         self.is_bot = BotMatcher()
 
@@ -179,9 +172,8 @@ class EventParser:
         count = len(events)
         ts = np.fromiter([e.ts for e in events], np.int64, count)
         positions = indices + np.uint64(batch.first_position)
-        kinds = self._kinds
-        kind = np.fromiter([kinds[type(e)] for e in events], np.int32, count)
-        value = [self._value_of[type(e)](e) for e in events]
+        kind = np.fromiter([e.kind_code for e in events], np.int32, count)
+        value = [e.value_ms for e in events]
         columns = {
             "site_id": [e.site_id for e in events],
             "day": self.calendar.days(ts),

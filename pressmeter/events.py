@@ -9,6 +9,7 @@ library checks about 20,000 events/s, this several hundred thousand.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -174,12 +175,20 @@ class FastDecoder:
 
     def __init__(self, validator: EventValidator) -> None:
         properties = validator._properties
-        self.value_field: dict[type, str | None] = {}
-        variants = []
-        for event_type in validator.types:
+        # One struct per event type, in the order of `validator.types`. Each
+        # carries `kind_code` (that order) and `value_ms` (the type's required
+        # *_ms field, renamed so one attribute serves all types; 0 if it has
+        # none) for the columns a batch extracts.
+        self.structs: list[type] = []
+        for code, event_type in enumerate(validator.types):
             required, optional = validator._plan[event_type]
+            value = [n for n in required if n.endswith("_ms")][:1]
             fields: list[tuple] = [
-                (n, _msgspec_type(properties[n])) for n in required if n != "type"
+                (n, _msgspec_type(properties[n]))
+                if n not in value
+                else ("value_ms", _msgspec_type(properties[n]), msgspec.field(name=n))
+                for n in required
+                if n != "type"
             ]
             fields += [
                 (n, _msgspec_type(properties[n]) | msgspec.UnsetType, msgspec.UNSET)
@@ -192,10 +201,10 @@ class FastDecoder:
                 tag=event_type,
                 kw_only=True,
                 gc=False,  # plain strings and ints: no cycles to collect
+                namespace={"kind_code": code} | ({} if value else {"value_ms": 0}),
             )
-            value = [n for n in required if n.endswith("_ms")]
-            self.value_field[struct] = value[0] if value else None
-            variants.append(struct)
+            self.structs.append(struct)
+        variants = self.structs
         self.decode = msgspec.json.Decoder(Union[tuple(variants)]).decode  # noqa: UP007
         self.errors = (msgspec.DecodeError, msgspec.ValidationError)
         # (field, pattern, whether a match breaks the rule) for column-wise checks.
@@ -215,18 +224,26 @@ class FastDecoder:
         (an absent optional field passes)."""
         ts, received = table["ts"].to_numpy(), table["received_at"].to_numpy()
         bad = (ts < received - self.before_ms) | (ts > received + self.after_ms)
-        extracted: dict[str, Any] = {}
         for name, pattern, match_breaks in self.column_rules:
-            if name not in extracted:
-                if name in table.column_names:
-                    extracted[name] = table[name]
-                else:
-                    extracted[name] = pa.array(
-                        [None if (v := getattr(e, name)) is msgspec.UNSET else v for e in events],
-                        pa.string(),
-                    )
-            bad |= _pattern_breaks(extracted[name], pattern, match_breaks)
+            if name in table.column_names:
+                bad |= _pattern_breaks(table[name], pattern, match_breaks)
+            else:
+                bad |= _distinct_value_breaks(events, name, pattern, match_breaks)
         return bad
+
+
+def _distinct_value_breaks(events: list, name: str, pattern: str, match_breaks: bool) -> np.ndarray:
+    """A pattern rule on a field not otherwise extracted (a province, say): each
+    distinct value is checked once, the rows are looked at only if one breaks."""
+    values = list(map(operator.attrgetter(name), events))
+    distinct = set(values)
+    distinct.discard(msgspec.UNSET)
+    candidates = list(distinct)
+    broken = _pattern_breaks(pa.array(candidates, pa.string()), pattern, match_breaks)
+    if not broken.any():
+        return np.zeros(len(events), dtype=bool)
+    bad_values = {value for value, is_bad in zip(candidates, broken) if is_bad}
+    return np.fromiter((value in bad_values for value in values), bool, len(values))
 
 
 def _pattern_breaks(values: Any, pattern: str, match_breaks: bool) -> np.ndarray:
