@@ -30,35 +30,48 @@ def first_copies(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     """(first copies, later copies) of each (site_id, event_id) in `table`.
 
     A hash aggregation finds the ids seen more than once; only their rows are
-    ranked in Python (most batches have few duplicates).
+    ranked, by sorting them on (id, received_at, read order, row).
     """
-    keys = pa.table(
-        {"site_id": pc.cast(table["site_id"], pa.string()), "event_id": table["event_id"]}
-    )
-    counts = keys.group_by(["site_id", "event_id"]).aggregate([("event_id", "count")])
+    table = table.unify_dictionaries()
+    site = _codes(table["site_id"])
+    keys = pa.table({"site": site, "event_id": table["event_id"]})
+    counts = keys.group_by(["site", "event_id"]).aggregate([("event_id", "count")])
     repeated_ids = counts.filter(pc.greater(counts["event_id_count"], 1))["event_id"]
-    later = np.zeros(table.num_rows, dtype=bool)
-    if len(repeated_ids):
-        candidates = np.flatnonzero(
+    if not len(repeated_ids):
+        return table, table.slice(0, 0)
+    candidates = pa.array(
+        np.flatnonzero(
             pc.is_in(table["event_id"], value_set=repeated_ids.combine_chunks()).to_numpy(
                 zero_copy_only=False
             )
         )
-        rows = (
-            table.take(pa.array(candidates))
-            .select(["site_id", "event_id", "received_at", "read_order"])
-            .to_pylist()
-        )
-        best: dict[tuple[str, str], tuple[int, int, int]] = {}
-        for row_index, row in zip(candidates.tolist(), rows):
-            copy_id = (row["site_id"], row["event_id"])
-            rank = (row["received_at"], row["read_order"], row_index)
-            if copy_id in best:
-                later[max(best[copy_id], rank)[2]] = True
-                best[copy_id] = min(best[copy_id], rank)
-            else:
-                best[copy_id] = rank
+    )
+    ranked = pa.table(
+        {
+            "site": site.take(candidates),
+            "event_id": table["event_id"].take(candidates),
+            "received_at": table["received_at"].take(candidates),
+            "read_order": table["read_order"].take(candidates),
+            "row": candidates,
+        }
+    )
+    order = pc.sort_indices(ranked, [(name, "ascending") for name in ranked.schema.names])
+    ranked = ranked.take(order)
+    same_id = pc.and_(
+        pc.equal(ranked["site"][1:], ranked["site"][:-1]),
+        pc.equal(ranked["event_id"][1:], ranked["event_id"][:-1]),
+    )
+    later = np.zeros(table.num_rows, dtype=bool)
+    later[ranked["row"][1:].filter(same_id).to_numpy()] = True
     return table.filter(pa.array(~later)), table.filter(pa.array(later))
+
+
+def _codes(labels: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A dictionary column's codes, comparable across chunks because the caller
+    unified its dictionaries: ids to hash without spelling out the strings."""
+    if not pa.types.is_dictionary(labels.type):
+        return labels
+    return pa.chunked_array([chunk.indices for chunk in labels.chunks], pa.int32())
 
 
 def shard_of(event_ids: pa.ChunkedArray | pa.Array, shards: int) -> np.ndarray:
@@ -119,7 +132,7 @@ class DropRepeatedCopiesFn(beam.DoFn):
     def process(self, keyed: tuple[int, Iterable[pa.Table]]) -> Iterator[object]:
         _, tables = keyed
         store = open_store(self.store_url)
-        copies = pa.concat_tables(list(tables)).unify_dictionaries()
+        copies = pa.concat_tables(list(tables))
         firsts, laters = first_copies(copies)
         replayed = 0
         if _sources_read_before(store, copies):
@@ -138,7 +151,8 @@ class DropRepeatedCopiesFn(beam.DoFn):
 
 
 def _source_ids(table: pa.Table) -> list[str]:
-    return pc.unique(pc.cast(table["source_id"], pa.string())).to_pylist()
+    """The distinct sources of `table` (from its dictionary, without spelling out rows)."""
+    return pc.cast(pc.unique(table["source_id"].combine_chunks()), pa.string()).to_pylist()
 
 
 def _sources_read_before(store: Store, table: pa.Table) -> bool:
