@@ -204,8 +204,7 @@ class FastDecoder:
                 namespace={"kind_code": code} | ({} if value else {"value_ms": 0}),
             )
             self.structs.append(struct)
-        variants = self.structs
-        self.decode = msgspec.json.Decoder(Union[tuple(variants)]).decode  # noqa: UP007
+        self.decode = msgspec.json.Decoder(Union[tuple(self.structs)]).decode  # noqa: UP007
         self.errors = (msgspec.DecodeError, msgspec.ValidationError)
         # (field, pattern, whether a match breaks the rule) for column-wise checks.
         # A field's forbidden patterns are joined into one, so its column is read once.
