@@ -40,9 +40,11 @@ def keep_freed_memory() -> bool:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError):
         return False
-    applied = all(mallopt(param, value) == 1 for param, value in _SETTINGS.items())
+    # Each setting on its own: one refused (a 32-bit glibc caps the mmap
+    # threshold lower) must not keep the others from being applied.
+    applied = [mallopt(param, value) == 1 for param, value in _SETTINGS.items()]
     log.debug("malloc tuned for reuse: %s", applied)
-    return applied
+    return all(applied)
 
 
 def tune_for_batch() -> None:
