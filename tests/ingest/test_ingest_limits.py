@@ -62,15 +62,17 @@ def _stored_ids(ingest) -> tuple[set[str], list]:
 
 @pytest.mark.kafka
 def test_outlet_limit_is_per_outlet_in_events_and_refills(make_ingest):
-    # news1.vn: 10 events saved up, 2 events/s more. Every request comes from a
-    # different address: the outlet's bucket is shared by all its clients.
-    ingest = make_ingest(limits={"outlet_events_per_s": 2.0, "outlet_burst": 10.0})
+    # news1.vn: 10 events saved up, 1 event/s more. Every request comes from a
+    # different address: the outlet's bucket is shared by all its clients. The
+    # refused requests ask for 9 events, so they stay refused on a slow machine
+    # unless 5 s (the second) and 9 s (the fourth) pass after the first request.
+    ingest = make_ingest(limits={"outlet_events_per_s": 1.0, "outlet_burst": 10.0})
     first, over, rest, tv, again, later = (
         _ids("o1", 6),
-        _ids("o2", 5),
+        _ids("o2", 9),
         _ids("o3", 4),
         _ids("tv", 5),
-        _ids("o4", 3),
+        _ids("o4", 9),
         _ids("o5", 3),
     )
 
@@ -78,13 +80,13 @@ def test_outlet_limit_is_per_outlet_in_events_and_refills(make_ingest):
         return browser_post(ingest.url, [page_view(i) for i in ids], ip=ip)
 
     _accepted(post(first, "14.160.0.1"), 6)  # 4 tokens left
-    _refused(post(over, "14.160.0.2"), "rate_limited_outlet")  # 5 > 4
+    _refused(post(over, "14.160.0.2"), "rate_limited_outlet")  # 9 > 4
     _accepted(post(rest, "14.160.0.3"), 4)  # the refusal cost nothing: 4 fit
     events = [{**page_view(i), "ip": RESIDENTIAL_HN, "ua": "SmartTV Tizen"} for i in tv]
     answer, _ = signed_post(ingest.url, orjson.dumps({"events": events}))
     _accepted(answer, 5)  # tv1.vn has its own bucket
     _refused(post(again, "14.160.0.4"), "rate_limited_outlet")  # news1.vn: ~0 left
-    time.sleep(1.6)  # 2 events/s: 3.2 tokens by now
+    time.sleep(3.2)  # 1 event/s: at least 3.2 tokens by now
     _accepted(post(later, "14.160.0.5"), 3)
 
     counts = metrics(ingest.url)
@@ -98,8 +100,11 @@ def test_outlet_limit_is_per_outlet_in_events_and_refills(make_ingest):
 
 @pytest.mark.kafka
 def test_client_limit_is_per_address_in_requests_and_refills(make_ingest):
-    # Each client address: 3 requests saved up, 1 request/s more, whatever the outlet.
-    ingest = make_ingest(limits={"client_requests_per_s": 1.0, "client_burst": 3.0})
+    # Each client address: 3 requests saved up, 1 request every 4 s more, whatever
+    # the outlet. Slow refill keeps the refusals exact on a slow machine: the
+    # first two stay refused unless 4 s pass after a's first request, the last
+    # unless 8 s do.
+    ingest = make_ingest(limits={"client_requests_per_s": 0.25, "client_burst": 3.0})
     a, b = RESIDENTIAL_HN, "14.160.200.9"
     ok_a, refused_a, ok_b, later_a, refused_later = (
         _ids("a", 3),
@@ -114,7 +119,7 @@ def test_client_limit_is_per_address_in_requests_and_refills(make_ingest):
     _refused(browser_post(ingest.url, [page_view(refused_a[0])], ip=a), "rate_limited_client")
     _refused(_pixel(ingest.url, refused_a[1], a), "rate_limited_client")  # the pixel too
     _accepted(browser_post(ingest.url, [page_view(ok_b[0])], ip=b), 1)  # another address
-    time.sleep(1.05)  # 1 request/s: one more for a
+    time.sleep(4.05)  # 1 request every 4 s: one more for a
     _accepted(browser_post(ingest.url, [page_view(later_a[0])], ip=a), 1)
     _refused(browser_post(ingest.url, [page_view(refused_later[0])], ip=a), "rate_limited_client")
 
