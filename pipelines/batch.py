@@ -24,7 +24,6 @@ import numpy as np
 import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from pressmeter import METRICS_VERSION
 from pressmeter.calendar import day_to_date
@@ -39,6 +38,7 @@ from pressmeter.pipelines.facts import (
     SiteEvents,
 )
 from pressmeter.pipelines.ledger import Ledger, RunCounts, new_run_id
+from pressmeter.pipelines.options import check_workers_reach_store, pipeline_options
 from pressmeter.pipelines.parse import (
     EVENT_COLUMNS,
     REJECTED,
@@ -127,26 +127,10 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def _pipeline_options(beam_args: list[str]) -> PipelineOptions:
-    """Beam's local runner unless the caller's Beam options say otherwise.
-
-    The default is FnApiRunner, named rather than reached through DirectRunner:
-    DirectRunner first tries Prism (a Go job server it downloads) and only then
-    falls back to FnApiRunner, which costs a network attempt and a gRPC worker
-    pool that polls for the rest of the run.
-    """
-    defaults = [
-        "--runner=FnApiRunner",
-        "--direct_num_workers=1",
-        "--direct_running_mode=in_memory",
-    ]
-    return PipelineOptions(defaults + beam_args)
-
-
 def _ingest(request: BatchRequest, run_id: str, planned: list, read_fn: beam.DoFn) -> int:
     """The ingest pipeline; returns the number of replayed copies."""
     url = request.store_url
-    pipeline = beam.Pipeline(options=_pipeline_options(request.beam_args))
+    pipeline = beam.Pipeline(options=pipeline_options(request.beam_args))
     read = pipeline | "Read" >> ReadPlanned(planned, read_fn)
     (
         read[READS]
@@ -290,7 +274,7 @@ def plan_facts(store: Store, run_id: str) -> list[FactsPartition]:
 
 def _compute_facts(request: BatchRequest, run_id: str, partitions: list[FactsPartition]) -> None:
     url = request.store_url
-    with beam.Pipeline(options=_pipeline_options(request.beam_args)) as pipeline:
+    with beam.Pipeline(options=pipeline_options(request.beam_args)) as pipeline:
         facts = (
             pipeline
             | "Partitions" >> beam.Create(partitions)
@@ -372,6 +356,7 @@ def _summarize(store: Store, summary: RunSummary) -> None:
 def run_batch(request: BatchRequest) -> RunSummary:
     """One batch run, all or nothing."""
     started = time.monotonic()
+    check_workers_reach_store(request.store_url, pipeline_options(request.beam_args))
     store = open_store(request.store_url)
     ledger = Ledger(store, request.zone)
     abandoned = ledger.recover()

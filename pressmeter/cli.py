@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read JSON Lines files or a bounded slice of a Kafka topic, validate, "
         "deduplicate, remove invalid traffic, recompute the facts of every site and day "
         "touched, and commit. Unknown options go to Apache Beam (e.g. --runner=FlinkRunner); "
-        "the default is Beam's local FnApiRunner, in this process.",
+        "the default is Beam's local FnApiRunner, in this process. Workers outside this "
+        "process (multi_processing, Flink, Dataflow) need --store clickhouse://...",
     )
     source = batch.add_mutually_exclusive_group(required=True)
     source.add_argument(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import pyarrow as pa
@@ -11,11 +12,18 @@ from pressmeter.store.base import Columns, Store, StoreError
 
 
 class EmbeddedStore(Store):
+    """One chDB session per process, shared by the pipeline's steps.
+
+    A session runs one query at a time, so queries from the threads of a
+    multi-threaded runner take turns (a lock) rather than interleave.
+    """
+
     def __init__(self, url: str) -> None:
         from chdb import session
 
         self.url = url
         self.path = os.path.abspath(url.removeprefix("chdb:") or "pressmeter-data")
+        self._lock = threading.Lock()
         try:
             os.makedirs(self.path, exist_ok=True)
             self._session = session.Session(self.path)
@@ -28,7 +36,8 @@ class EmbeddedStore(Store):
         if probe is not None:
             sql = sql.replace("{probe}", "Python(pm_probe)")
         try:
-            return self._session.query(sql, fmt)
+            with self._lock:
+                return self._session.query(sql, fmt)
         except Exception as exc:
             raise StoreError(f"embedded store refused: {exc}") from exc
 

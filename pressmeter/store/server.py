@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 from urllib.parse import urlparse
 
@@ -20,6 +21,12 @@ _ARROW_TYPES = {
 
 
 class ServerStore(Store):
+    """One native-protocol connection per process, shared by the pipeline's steps.
+
+    A connection carries one query at a time, so queries from the threads of a
+    multi-threaded runner take turns (a lock) rather than interleave.
+    """
+
     def __init__(self, url: str) -> None:
         from clickhouse_driver import Client, errors
 
@@ -36,6 +43,7 @@ class ServerStore(Store):
             send_receive_timeout=600,
         )
         self._column_types: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
         try:
             Client(**options).execute(f"CREATE DATABASE IF NOT EXISTS {self.database}")
             self._client = Client(database=self.database, **options)
@@ -47,7 +55,8 @@ class ServerStore(Store):
 
     def _run(self, sql: str, *args: Any, **kwargs: Any) -> Any:
         try:
-            return self._client.execute(sql, *args, **kwargs)
+            with self._lock:
+                return self._client.execute(sql, *args, **kwargs)
         except (self._errors.Error, OSError, EOFError) as exc:
             raise StoreError(f"ClickHouse server refused: {exc}") from exc
 
