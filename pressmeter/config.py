@@ -4,11 +4,11 @@ command line. One place lists them all (`SETTINGS`), with their variables."""
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from pressmeter.calendar import DEFAULT_ZONE
+from pressmeter.documents import read_toml
 from pressmeter.errors import ConfigError
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
@@ -35,12 +35,7 @@ def load_settings(config: str | None = None, env: dict[str, str] | None = None) 
     path = config or env.get("PM_CONFIG")
     if path or Path(DEFAULT_CONFIG).is_file():
         path = path or DEFAULT_CONFIG
-        try:
-            loaded = tomllib.loads(Path(path).read_text("utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        loaded = read_toml(path, "config file")
         known = {f.name for f in fields(Settings)}
         unknown = sorted(set(loaded) - known)
         if unknown:

@@ -8,13 +8,10 @@ revisions belong to the monthly report, built on this.)
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
-from pathlib import Path
-
-import jsonschema
 
 from pressmeter import schemas
+from pressmeter.documents import read_outlet_registry
 from pressmeter.errors import ConfigError
 from pressmeter.metrics import MetricRow, metric_rows
 from pressmeter.store import Store
@@ -48,25 +45,8 @@ def categories() -> tuple[str, ...]:
 
 def load_outlets(path: str) -> dict[str, Outlet]:
     """The outlet registry file, checked against its schema; by site_id."""
-    try:
-        document = json.loads(Path(path).read_text("utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read outlet registry {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"outlet registry {path} is not JSON: {exc}") from exc
-    schema = schemas.load_schema(schemas.OUTLET_REGISTRY_SCHEMA)
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(schema).iter_errors(document)
-    )
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
-        raise ConfigError(f"outlet registry {path}: at {where}: {error.message}")
-    outlets = {}
-    for entry in document["outlets"]:
-        if entry["site_id"] in outlets:
-            raise ConfigError(f"outlet registry {path}: site_id {entry['site_id']} listed twice")
-        outlets[entry["site_id"]] = Outlet(entry["site_id"], entry["name"], entry["category"])
-    return outlets
+    entries = read_outlet_registry(path, schemas.OUTLET_REGISTRY_SCHEMA)
+    return {e["site_id"]: Outlet(e["site_id"], e["name"], e["category"]) for e in entries}
 
 
 def monthly_ranking(

@@ -4,11 +4,11 @@ the start instead of a request."""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pressmeter.documents import read_toml
 from pressmeter.errors import ConfigError
 
 __all__ = ["IngestConfig", "load_config"]
@@ -140,12 +140,7 @@ def _section(name: str, cls: type, values: Any, base: Path, where: str) -> Any:
 def load_config(path: str | Path) -> IngestConfig:
     """Read and check the TOML file at `path`."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text("utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read ingest config {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"ingest config {path} is not valid TOML: {exc}") from exc
+    data = read_toml(path, "ingest config")
     base = path.resolve().parent
     unknown = sorted(set(data) - set(_SECTIONS) - {"registry"})
     if unknown:

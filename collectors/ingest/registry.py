@@ -8,16 +8,13 @@ it stays a valid 1-0-0 file, which `pressmeter ranking` reads.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
-from pressmeter import schemas
+from pressmeter.documents import read_outlet_registry
 from pressmeter.errors import ConfigError
 
 __all__ = ["REGISTRY_SCHEMA", "Outlet", "Registry", "load_registry"]
@@ -74,30 +71,15 @@ def _secret(entry: dict[str, Any], base: Path, where: str) -> bytes | None:
 def load_registry(path: str | Path) -> Registry:
     """Read, check against schema 1-1-0, and resolve the secrets of the registry."""
     path = Path(path)
-    try:
-        document = json.loads(path.read_text("utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read outlet registry {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"outlet registry {path} is not JSON: {exc}") from exc
-    validator = jsonschema.Draft202012Validator(schemas.load_schema(REGISTRY_SCHEMA))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
-    if error is not None:
-        at = "/".join(str(p) for p in error.absolute_path) or "(top)"
-        raise ConfigError(f"outlet registry {path}: at {at}: {error.message}")
-    outlets, seen = [], set()
-    for entry in document["outlets"]:
-        if entry["site_id"] in seen:
-            raise ConfigError(f"outlet registry {path}: site_id {entry['site_id']} twice")
-        seen.add(entry["site_id"])
-        outlets.append(
-            Outlet(
-                site_id=entry["site_id"],
-                name=entry["name"],
-                category=entry["category"],
-                allowed_origins=frozenset(entry.get("allowed_origins", ())),
-                public_key=entry.get("public_key"),
-                secret=_secret(entry, path.parent, str(path)),
-            )
+    outlets = [
+        Outlet(
+            site_id=entry["site_id"],
+            name=entry["name"],
+            category=entry["category"],
+            allowed_origins=frozenset(entry.get("allowed_origins", ())),
+            public_key=entry.get("public_key"),
+            secret=_secret(entry, path.parent, str(path)),
         )
+        for entry in read_outlet_registry(path, REGISTRY_SCHEMA)
+    ]
     return Registry(outlets)
