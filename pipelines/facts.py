@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from pressmeter.calendar import LocalCalendar
 from pressmeter.pipelines.coders import typed_outputs
+from pressmeter.pipelines.ivt import group_starts, judge_ivt
 
 __all__ = [
     "DEVICE_DAYS",
@@ -31,11 +32,9 @@ ENGAGED_CAP_MS = 30_000
 PLAYED_CAP_MS = 60_000
 ENGAGED_VISIT_MS = 10_000
 REACH_MS = 60_000
-RATE_LIMIT_PER_MINUTE = 30
 # Codes of the stored enums (schemas/clickhouse/0002_events.sql).
 PAGE_VIEW, ENGAGEMENT, MEDIA = 1, 2, 3
 START, END = 1, 4
-DATACENTER = 2
 
 VISITS = "visits"
 DEVICE_DAYS = "device_days"
@@ -73,37 +72,6 @@ class SiteEvents:
         return self.columns.nbytes
 
 
-def _group_starts(*keys: np.ndarray) -> np.ndarray:
-    """Mask of rows where any key differs from the row before (sorted input)."""
-    n = len(keys[0])
-    start = np.zeros(n, dtype=bool)
-    if n:
-        start[0] = True
-        for key in keys:
-            start[1:] |= key[1:] != key[:-1]
-    return start
-
-
-def _sivt_rate(
-    device: np.ndarray,
-    ts: np.ndarray,
-    day: np.ndarray,
-    page_view: np.ndarray,
-    calendar: LocalCalendar,
-) -> np.ndarray:
-    """Rows of devices with > 30 page views in one UTC minute, on that minute's local day."""
-    rows = np.flatnonzero(page_view)
-    minute = ts[rows] // 60_000
-    starts = np.flatnonzero(_group_starts(device[rows], minute))
-    counts = np.diff(np.append(starts, len(rows)))
-    hot = starts[counts > RATE_LIMIT_PER_MINUTE]
-    if not len(hot):
-        return np.zeros(len(ts), dtype=bool)
-    hot_days = calendar.days(minute[hot] * 60_000)
-    flagged = np.unique(device[rows][hot] * 1_000_000 + hot_days)
-    return np.isin(device * 1_000_000 + day, flagged)
-
-
 def compute_site_facts(
     site: SiteEvents, calendar: LocalCalendar
 ) -> tuple[list[dict], dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -118,13 +86,11 @@ def compute_site_facts(
     kind, action, value = c["type"], c["action"], c["value_ms"].astype(np.int64)
     # Sorted by device: a new device starts where the id's hash changes (a 64-bit
     # hash equal for two ids that happen to sort side by side is not a concern).
-    device = np.cumsum(_group_starts(c["device_hash"])) - 1
+    device = np.cumsum(group_starts(c["device_hash"])) - 1
     page_view, engagement, media = kind == PAGE_VIEW, kind == ENGAGEMENT, kind == MEDIA
 
-    ua = c["ua_ivt"].astype(bool)
-    datacenter = (c["ip_class"] == DATACENTER) & ~ua
-    rate = _sivt_rate(device, ts, day, page_view, calendar) & ~ua & ~datacenter
-    counted = ~(ua | datacenter | rate)
+    ivt = judge_ivt(c["ua_ivt"], c["ip_class"], device, ts, day, page_view, calendar)
+    ua, datacenter, rate, counted = ivt.ua, ivt.datacenter, ivt.rate, ivt.counted
     engaged_ms = np.where(engagement, np.minimum(value, ENGAGED_CAP_MS), 0)
     play_ms = np.where(media, np.minimum(value, PLAYED_CAP_MS), 0)
 
@@ -132,7 +98,7 @@ def compute_site_facts(
     rows = np.flatnonzero(counted)
     gap = np.zeros(len(rows), dtype=bool)
     gap[1:] = np.diff(ts[rows]) > VISIT_GAP_MS
-    visit_start = _group_starts(device[rows]) | gap
+    visit_start = group_starts(device[rows]) | gap
     visit = np.cumsum(visit_start) - 1
     first = rows[visit_start]
     last = (
@@ -150,7 +116,7 @@ def compute_site_facts(
     visit_day = day[first]
 
     # Device-days: the basis of visitors and media reach.
-    dd_start = np.flatnonzero(_group_starts(device[rows], day[rows]))
+    dd_start = np.flatnonzero(group_starts(device[rows], day[rows]))
     dd_rows = rows[dd_start]
     dd_events = np.diff(np.append(dd_start, len(rows)))
     dd_played = np.add.reduceat(play_ms[rows], dd_start) if len(rows) else dd_start

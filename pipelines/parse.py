@@ -22,10 +22,10 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from pressmeter import schemas
 from pressmeter.calendar import LocalCalendar
 from pressmeter.events import Invalid, RejectReason, event_validator
 from pressmeter.pipelines.coders import typed_outputs
+from pressmeter.pipelines.ivt import BotMatcher
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -89,36 +89,6 @@ class LineBatch:
     def nbytes(self) -> int:
         """About the size of the batch (for Beam's metrics; see pipelines/coders.py)."""
         return len(self.lines) * (len(self.lines[0]) if self.lines else 0)
-
-
-class BotMatcher:
-    """GIVT-UA: the bot list of `schemas/bots.txt`, or an empty user agent.
-
-    User agents repeat a great deal, so each distinct one is judged once and
-    remembered (up to a bound, past which the memory starts again).
-    """
-
-    MEMORY = 100_000
-
-    def __init__(self) -> None:
-        self.patterns = schemas.bot_patterns()
-        self._seen: dict[str, int] = {}
-
-    def __call__(self, ua: str) -> int:
-        lowered = ua.lower()
-        return int(not ua or any(p in lowered for p in self.patterns))
-
-    def verdicts(self, agents: list[str]) -> np.ndarray:
-        """1 for each bot (or empty) agent, else 0."""
-        seen = self._seen
-        if len(seen) > self.MEMORY:
-            seen.clear()
-        known = list(map(seen.get, agents))  # one C-level pass; None where not judged yet
-        if None in known:
-            for index, ua in enumerate(agents):
-                if known[index] is None:
-                    known[index] = seen.setdefault(ua, self(ua))
-        return np.fromiter(known, np.uint8, len(known))
 
 
 def _clamped(values: list[int]) -> np.ndarray:
