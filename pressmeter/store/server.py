@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import threading
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 
@@ -20,6 +22,52 @@ _ARROW_TYPES = {
 }
 
 
+# A database name as ClickHouse reads it unquoted: it reaches DDL, so nothing else passes.
+_DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
+
+
+@dataclass(frozen=True)
+class ServerAddress:
+    """Where a `clickhouse://user:password@host:port/database` URL points."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    @classmethod
+    def parse(cls, url: str) -> ServerAddress:
+        """The address, or a StoreError naming what is wrong with the URL."""
+        parts = urlparse(url)
+        try:
+            port = parts.port or 9000
+        except ValueError:
+            raise StoreError(f"store URL {url!r}: the port is not a number 1-65535") from None
+        database = unquote(parts.path.strip("/")) or "default"
+        if not _DATABASE.fullmatch(database):
+            raise StoreError(
+                f"store URL {url!r}: database name {database!r} is not a plain identifier "
+                "(letters, digits and _, not starting with a digit)"
+            )
+        if parts.query or parts.fragment or parts.params:
+            raise StoreError(f"store URL {url!r}: a query string or fragment is not understood")
+        return cls(
+            parts.hostname or "127.0.0.1",
+            port,
+            unquote(parts.username or "default"),
+            unquote(parts.password or ""),
+            database,
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    """A server error as one line: its code and message, without the stack trace
+    the server appends (clickhouse-driver spreads them over several lines)."""
+    message = str(exc).split("Stack trace", 1)[0]
+    return " ".join(message.split()) or type(exc).__name__
+
+
 class ServerStore(Store):
     """One native-protocol connection per process, shared by the pipeline's steps.
 
@@ -31,26 +79,31 @@ class ServerStore(Store):
         from clickhouse_driver import Client, errors
 
         self.url = url
-        parts = urlparse(url)
-        self.database = parts.path.strip("/") or "default"
+        address = ServerAddress.parse(url)
+        self.database = address.database
         self._errors = errors
         options = dict(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 9000,
-            user=parts.username or "default",
-            password=parts.password or "",
+            host=address.host,
+            port=address.port,
+            user=address.user,
+            password=address.password,
             connect_timeout=5,
             send_receive_timeout=600,
         )
         self._column_types: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
+        where = f"{address.host}:{address.port}"
         try:
-            Client(**options).execute(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-            self._client = Client(database=self.database, **options)
+            self._client = Client(**options)
             self.version = self._client.execute("SELECT version()")[0][0]
         except (errors.Error, OSError, EOFError) as exc:
+            raise StoreError(f"cannot reach ClickHouse at {where}: {_one_line(exc)}") from exc
+        try:
+            self._client.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+            self._client = Client(database=self.database, **options)
+        except (errors.Error, OSError, EOFError) as exc:
             raise StoreError(
-                f"cannot reach ClickHouse at {parts.hostname}:{parts.port}: {exc}"
+                f"ClickHouse at {where} cannot open database {self.database}: {_one_line(exc)}"
             ) from exc
 
     def _run(self, sql: str, *args: Any, **kwargs: Any) -> Any:
@@ -58,7 +111,7 @@ class ServerStore(Store):
             with self._lock:
                 return self._client.execute(sql, *args, **kwargs)
         except (self._errors.Error, OSError, EOFError) as exc:
-            raise StoreError(f"ClickHouse server refused: {exc}") from exc
+            raise StoreError(f"ClickHouse server refused: {_one_line(exc)}") from exc
 
     def execute(self, sql: str) -> None:
         self._run(sql)
