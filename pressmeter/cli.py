@@ -87,10 +87,10 @@ def ranking(args: argparse.Namespace, settings: Settings, rest: list[str]) -> in
 
 
 def simulate(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
-    from pressmeter.collectors import simulate as simulator
+    from pressmeter.simulator import command
 
     _no_extra(rest)
-    return simulator.run(args)
+    return command.run(args, settings.zone)
 
 
 def ingest_serve(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="synthetic traffic for demos, tests and benchmarks",
         description="Write realistic synthetic events (JSON Lines) and the outlet registry.",
     )
-    from pressmeter.collectors.simulate import add_arguments
+    from pressmeter.simulator.command import add_arguments
 
     add_arguments(sim)
     sim.set_defaults(handler=simulate)

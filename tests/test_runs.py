@@ -39,7 +39,7 @@ from pressmeter.store import close_stores, open_store, quote
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = "2026-10-05"
-BIG_EVENTS = 120_085  # what `simulate --outlets 5 --days 3 --events-per-day 40000` writes
+BIG_EVENTS = 119_981  # what `simulate --outlets 5 --days 3 --events-per-day 40000` writes
 
 
 # ------------------------------------------------------------------ helpers

@@ -1,5 +1,6 @@
 """`pressmeter simulate`: the synthetic traffic must be valid, deterministic, counted
-honestly in its summary, and shaped like a press market (Zipf, daily curve)."""
+honestly in its summary, shaped like a press market (Zipf, daily curve in the
+configured zone), and carry every breakdown dimension of docs/standard.md §8."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ import argparse
 import datetime as dt
 import gzip
 import json
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from random import Random
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from pressmeter.collectors.simulate import (
+from pressmeter.calendar import LocalCalendar, date_to_day
+from pressmeter.cli import main
+from pressmeter.ranking import load_outlets
+from pressmeter.simulator import (
     SimulationSummary,
     add_arguments,
     build_outlets,
@@ -23,6 +29,7 @@ from pressmeter.collectors.simulate import (
     run,
     simulate,
 )
+from pressmeter.simulator.simulation import local_hours
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 EVENT_SCHEMA = SCHEMAS / "vn.pressmeter/event/jsonschema/1-0-0.json"
@@ -194,12 +201,15 @@ def test_zipf_popularity(month) -> None:
     assert per_site[first] > 5 * per_site[last] > 0
 
 
+def _evening_over_night(events: list[dict], offset_ms: int) -> float:
+    """Events at 20-22 h over events at 2-4 h, in the clock `offset_ms` from UTC."""
+    hours = Counter((e["ts"] + offset_ms) // HOUR_MS % 24 for e in events)
+    return (hours[20] + hours[21]) / (hours[2] + hours[3])
+
+
 def test_daily_curve_in_vietnam_time(month) -> None:
     _, parsed, _ = month
-    local_hours = Counter((e["ts"] + LOCAL_OFFSET_MS) // HOUR_MS % 24 for e in parsed.events)
-    evening = local_hours[20] + local_hours[21]
-    night = local_hours[2] + local_hours[3]
-    assert evening > 4 * night
+    assert _evening_over_night(parsed.events, LOCAL_OFFSET_MS) > 4
 
 
 def test_lines_are_in_received_order(month) -> None:
@@ -261,3 +271,163 @@ def test_run_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture
         assert run(_cli(argv)) == 2
         err = capsys.readouterr().err
         assert err.startswith("pressmeter simulate: error:") and err.count("\n") == 1
+
+
+def test_the_registry_reads_back_with_the_shared_loader(tmp_path: Path) -> None:
+    """The simulator writes the one registry format `pressmeter ranking` reads."""
+    out = tmp_path / "ev.jsonl"
+    simulate(6, 1, START, out, default_registry_path(out), seed=2, events_per_day=300)
+    outlets = build_outlets(6, Random(2))
+    assert load_outlets(str(default_registry_path(out))) == {
+        o.site_id: o.registered for o in outlets
+    }
+    assert outlets[0].registered.name == "Tin Nhanh 1"
+    assert [o.host for o in outlets[:3]] == [
+        "tinnhanh1.vn",
+        outlets[1].site_id,
+        f"www.{outlets[2].site_id}",
+    ]
+
+
+def _first_page_views(events: list[dict]) -> list[dict]:
+    """The page views of human devices that open a visit (no counted event in the 30 min before)."""
+    last: dict[tuple[str, str], int] = {}
+    firsts = []
+    for e in sorted(events, key=lambda e: (e["ts"], e["event_id"])):
+        key = (e["site_id"], e["device_id"])
+        if e["ip_class"] == "residential" and e["ts"] - last.get(key, -(10**15)) > 1_800_000:
+            firsts.append(e)
+        last[key] = e["ts"]
+    return [e for e in firsts if e["type"] == "page_view"]
+
+
+def test_visits_come_from_every_source_class(month) -> None:
+    """Landing referrers: none, empty, internal (with and without www.), search and
+    social engines including subdomains, and look-alike hosts."""
+    _, parsed, _ = month
+    landings = _first_page_views(parsed.events)
+    referrers = Counter(e.get("referrer") for e in landings)
+    assert referrers[None] > 0 and referrers[""] > 0  # direct: missing and empty
+    hosts = {urlsplit(r).hostname for r in referrers if r}
+    assert {"www.google.com", "www.google.com.vn", "coccoc.com", "m.bing.com"} <= hosts
+    assert {"l.facebook.com", "m.facebook.com", "zalo.me", "m.youtube.com"} <= hosts
+    assert {"baomoi.com", "google.com.evil.vn", "com.zing.zalo"} <= hosts  # other
+    internal = [
+        e
+        for e in parsed.events
+        if e.get("referrer") and urlsplit(e["referrer"]).hostname == urlsplit(e["url"]).hostname
+    ]
+    assert {urlsplit(e["url"]).hostname.startswith("www.") for e in internal} == {True, False}
+    assert any(e in internal for e in landings)  # a visit back through a tab left open
+    media_first = [e for e in _first_visit_events(parsed.events) if e["type"] == "media"]
+    assert media_first and all("url" not in e and "referrer" not in e for e in media_first)
+
+
+def _first_visit_events(events: list[dict]) -> list[dict]:
+    last: dict[tuple[str, str], int] = {}
+    firsts = []
+    for e in sorted(events, key=lambda e: (e["ts"], e["event_id"])):
+        key = (e["site_id"], e["device_id"])
+        if e["ts"] - last.get(key, -(10**15)) > 1_800_000:
+            firsts.append(e)
+        last[key] = e["ts"]
+    return firsts
+
+
+def test_every_breakdown_dimension_is_emitted(month) -> None:
+    _, parsed, registry = month
+    category = {o["site_id"]: o["category"] for o in registry["outlets"]}
+    events = parsed.events
+    sections = {e["section"] for e in events if "section" in e}
+    assert {"Thời sự", "Kinh doanh, Tài chính", "Chương trình", "Âm nhạc"} <= sections
+    assert all(e.get("section") for e in events if e["type"] == "engagement")
+    pages = [e for e in events if e["type"] == "page_view"]
+    assert all(
+        e["content_id"].isdigit() and e["url"].endswith(f"-{e['content_id']}.html") for e in pages
+    )
+    assert len({(e["site_id"], e["content_id"]) for e in pages}) > 200
+    media = [e for e in events if e["type"] == "media"]
+    for kind, prefix in (("tv", "-ch"), ("radio", "-fm")):
+        plays = [e for e in media if category[e["site_id"]] == kind]
+        assert {e["stream"] for e in plays} == {"live", "vod"}
+        assert all(prefix in e["channel_id"] for e in plays)
+        assert all(e["media_id"] == e["channel_id"] for e in plays if e["stream"] == "live")
+        assert all(e["content_id"] for e in plays if e["stream"] == "vod")
+    assert any("section" in e and "url" in e for e in media)  # a play in a programme page
+    humans = [e for e in events if e["ip_class"] == "residential"]
+    assert {e["device_type"] for e in humans} == {"mobile", "desktop", "tablet", "tv", "other"}
+    provinces = {e["province"] for e in humans}
+    assert {"VN-SG", "VN-HN", "VN-57"} <= provinces
+    assert all(re.fullmatch(r"VN-[0-9A-Z]{2,3}", p) for p in provinces)
+
+
+def _events_in_zone(tmp_path: Path, zone: str) -> list[dict]:
+    out = tmp_path / zone.replace("/", "_") / "ev.jsonl"
+    simulate(3, 2, START, out, default_registry_path(out), seed=5, events_per_day=3000, zone=zone)
+    return Parsed(_read_lines(out)).events
+
+
+def test_the_zone_setting_moves_the_local_days_and_hours(tmp_path: Path) -> None:
+    """Days and the daily curve follow the configured zone, not a fixed UTC+7."""
+    for zone, offset_ms in (("UTC", 0), ("America/New_York", -4 * HOUR_MS)):
+        events = [
+            e for e in _events_in_zone(tmp_path, zone) if e["received_at"] - e["ts"] < HOUR_MS
+        ]
+        calendar = LocalCalendar(zone)
+        first = min(e["ts"] for e in events)
+        assert (
+            calendar.day_start_ms(date_to_day(START))
+            <= first
+            < calendar.day_start_ms(date_to_day(START)) + HOUR_MS
+        )
+        assert calendar.day(first) == date_to_day(START)
+        assert _evening_over_night(events, offset_ms) > 4
+    # 1 October 2026 00:00 in New York (EDT) is 04:00 UTC
+    assert LocalCalendar("America/New_York").day_start_ms(date_to_day(START)) == 1790827200000
+
+
+def test_days_with_a_daylight_saving_change_plan_23_or_25_hours(tmp_path: Path) -> None:
+    """Berlin: 29 March 2026 has 23 local hours, 25 October 2026 has 25; the extra
+    hour is planned as the curve's last one, and gets traffic."""
+    calendar = LocalCalendar("Europe/Berlin")
+    spring = list(local_hours(calendar, date_to_day(dt.date(2026, 3, 29))))
+    autumn = list(local_hours(calendar, date_to_day(dt.date(2026, 10, 25))))
+    assert [h for h, _ in spring] == list(range(23))
+    assert [h for h, _ in autumn] == [*range(24), 23]
+    assert spring[0][1] == 1774738800000  # 2026-03-28T23:00Z, midnight CET
+    assert autumn[24][1] - autumn[0][1] == 24 * HOUR_MS
+    out = tmp_path / "dst.jsonl"
+    simulate(
+        2,
+        1,
+        dt.date(2026, 10, 25),
+        out,
+        default_registry_path(out),
+        seed=1,
+        events_per_day=3000,
+        zone="Europe/Berlin",
+    )
+    starts = [e["ts"] for e in Parsed(_read_lines(out)).events if e["type"] == "page_view"]
+    assert any(autumn[24][1] <= ts < autumn[24][1] + HOUR_MS for ts in starts)
+
+
+def test_the_command_reads_the_zone_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    argv = ["simulate", "--outlets", "2", "--days", "1", "--events-per-day", "400", "--out"]
+    monkeypatch.setenv("PM_ZONE", "UTC")
+    assert main([*argv, "utc.jsonl"]) == 0
+    monkeypatch.setenv("PM_ZONE", "Asia/Ho_Chi_Minh")
+    assert main([*argv, "hcm.jsonl"]) == 0
+    utc = Parsed(_read_lines(tmp_path / "utc.jsonl")).events
+    hcm = Parsed(_read_lines(tmp_path / "hcm.jsonl")).events
+    day_start = date_to_day(START) * 86_400_000
+    assert min(e["ts"] for e in utc) >= day_start > min(e["ts"] for e in hcm)
+    monkeypatch.setenv("PM_ZONE", "Mars/Olympus")
+    capsys.readouterr()
+    assert main([*argv, "mars.jsonl"]) == 2
+    assert capsys.readouterr().err == (
+        "pressmeter simulate: error: unknown time zone 'Mars/Olympus' "
+        "(expected e.g. Asia/Ho_Chi_Minh)\n"
+    )
