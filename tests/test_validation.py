@@ -1,7 +1,7 @@
 """METRICS.md §1 and §2 step 1: which lines are refused, with which reason, and what
 is kept of them; the fast path (msgspec) and the exact path (orjson + EventValidator)
 agree, and both agree with the JSON Schema file read by a generic validator, but
-for the differences docs/metrics-readings.md names (integral floats such as 1.0,
+for the differences the Readings of docs/standard.md name (integral floats such as 1.0,
 the ts window) and one of that validator's own (Python's `$` in patterns).
 
 All but the last test are unit tests on `EventParser`; the last one runs a batch on

@@ -19,7 +19,7 @@ be read is counted as malformed with its reason, never an error.
                received_at = the same log time
     ids      = play_id and event_id are hashes of (site, client, stream, first
                segment time[, sequence]): importing the same logs again gives the
-               same events, which the pipeline counts once (METRICS.md §2).
+               same events, which the pipeline counts once (docs/standard.md §2).
 
 Every play is built from all the lines given in one run: give together the
 files a play may span (e.g. a day's rotated logs), or it is cut at the file edge.
@@ -54,7 +54,7 @@ __all__ = [
     "import_logs",
 ]
 
-MAX_CAPPED_MS = 60_000  # METRICS.md §3: played_ms is capped at 60000 per event
+MAX_CAPPED_MS = 60_000  # docs/standard.md §3: played_ms is capped at 60000 per event
 _LINE_GROUPS = ("ip", "time", "path", "ua")
 
 

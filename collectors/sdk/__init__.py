@@ -1,5 +1,5 @@
 """Pressmeter SDK for servers: broadcaster back ends, set-top-box and OTT
-platforms send canonical events (METRICS.md §1) to the ingest service,
+platforms send canonical events (docs/standard.md §1) to the ingest service,
 HMAC-signed, batched, retried. Standard library only: the folder can be copied
 into any Python 3.11+ code base (its imports are relative).
 

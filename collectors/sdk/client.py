@@ -16,7 +16,7 @@ batches, retries.
   Other 4xx answers (bad signature, unknown site...) are not retried.
 - **Delivery is at least once**: an attempt whose answer is lost is sent again
   with the same event ids; the pipeline counts such copies once
-  (METRICS.md §2, dedup on site_id + event_id).
+  (docs/standard.md §2, dedup on site_id + event_id).
 - **Queue full**: `send()` raises `QueueFull` and counts the event in
   `stats.refused_queue_full`; nothing already queued is dropped. With
   `block_timeout_s` > 0, `send()` first waits that long for room.

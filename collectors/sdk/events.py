@@ -1,4 +1,4 @@
-"""Builders of canonical events (METRICS.md §1) as a broadcaster's back end,
+"""Builders of canonical events (docs/standard.md §1) as a broadcaster's back end,
 set-top box or OTT platform sends them to ingest.
 
 Events are plain dicts. They carry no `received_at` and no `ip_class`: ingest

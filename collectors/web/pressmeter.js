@@ -2,7 +2,7 @@
 // Pasted by an outlet as one element (docs/integration-news-site.md):
 //   <script async src=".../pressmeter.min.js" data-site="news1.vn"
 //           data-key="pk_news1_0123456789" data-endpoint="https://collect.example"></script>
-// Events follow METRICS.md §1; the ingest service adds received_at, ip_class, ua
+// Events follow docs/standard.md §1; the ingest service adds received_at, ip_class, ua
 // and, when the tag sends none (cookieless, the default), device_id.
 import { Engagement, scrollDepth } from './src/engage.js';
 import { trackMedia } from './src/media.js';
