@@ -289,16 +289,25 @@ def test_the_registry_reads_back_with_the_shared_loader(tmp_path: Path) -> None:
     ]
 
 
-def _first_page_views(events: list[dict]) -> list[dict]:
-    """The page views of human devices that open a visit (no counted event in the 30 min before)."""
+def _first_visit_events(events: list[dict]) -> list[dict]:
+    """The events that open a visit: no event of the device in the 30 minutes before."""
     last: dict[tuple[str, str], int] = {}
     firsts = []
     for e in sorted(events, key=lambda e: (e["ts"], e["event_id"])):
         key = (e["site_id"], e["device_id"])
-        if e["ip_class"] == "residential" and e["ts"] - last.get(key, -(10**15)) > 1_800_000:
+        if e["ts"] - last.get(key, -(10**15)) > 1_800_000:
             firsts.append(e)
         last[key] = e["ts"]
-    return [e for e in firsts if e["type"] == "page_view"]
+    return firsts
+
+
+def _first_page_views(events: list[dict]) -> list[dict]:
+    """The page views of human devices that open a visit."""
+    return [
+        e
+        for e in _first_visit_events(events)
+        if e["type"] == "page_view" and e["ip_class"] == "residential"
+    ]
 
 
 def test_visits_come_from_every_source_class(month) -> None:
@@ -318,20 +327,10 @@ def test_visits_come_from_every_source_class(month) -> None:
         if e.get("referrer") and urlsplit(e["referrer"]).hostname == urlsplit(e["url"]).hostname
     ]
     assert {urlsplit(e["url"]).hostname.startswith("www.") for e in internal} == {True, False}
-    assert any(e in internal for e in landings)  # a visit back through a tab left open
+    internal_ids = {e["event_id"] for e in internal}
+    assert any(e["event_id"] in internal_ids for e in landings)  # back through an open tab
     media_first = [e for e in _first_visit_events(parsed.events) if e["type"] == "media"]
     assert media_first and all("url" not in e and "referrer" not in e for e in media_first)
-
-
-def _first_visit_events(events: list[dict]) -> list[dict]:
-    last: dict[tuple[str, str], int] = {}
-    firsts = []
-    for e in sorted(events, key=lambda e: (e["ts"], e["event_id"])):
-        key = (e["site_id"], e["device_id"])
-        if e["ts"] - last.get(key, -(10**15)) > 1_800_000:
-            firsts.append(e)
-        last[key] = e["ts"]
-    return firsts
 
 
 def test_every_breakdown_dimension_is_emitted(month) -> None:
