@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
-import msgspec
 import numpy as np
 import pyarrow as pa
 
 from pressmeter.calendar import LocalCalendar
 from pressmeter.events import Invalid, RejectReason, event_validator
+from pressmeter.jsontext import MAX_DEPTH, MAX_INT_DIGITS, NotJson, read_json
 from pressmeter.pipelines.coders import typed_outputs
 from pressmeter.pipelines.ivt import BotMatcher
 
@@ -91,6 +91,22 @@ class LineBatch:
         return len(self.lines) * (len(self.lines[0]) if self.lines else 0)
 
 
+def _fast_can_judge(line: bytes) -> bool:
+    """Whether the fast decoder reads `line` as `read_json` would. It skips unknown
+    fields without checking their UTF-8, depth or integer size, so a line that is not
+    ASCII and not UTF-8, has more openers than levels allowed, or is long enough to
+    hold a too-long integer goes to the exact path."""
+    if len(line) > MAX_INT_DIGITS or line.count(b"{") + line.count(b"[") > MAX_DEPTH:
+        return False
+    if line.isascii():
+        return True
+    try:
+        line.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _clamped(values: list[int]) -> np.ndarray:
     """Values clamped to the uint32 column; any JSON integer is valid, even 10**23."""
     try:
@@ -101,7 +117,9 @@ def _clamped(values: list[int]) -> np.ndarray:
 
 
 def _raw_text(line: bytes) -> str:
-    text = line.rstrip(b"\r\n").decode("utf-8", errors="replace")
+    """The line as text; a byte that is not UTF-8 is written `\\xNN`, so the stored
+    text shows exactly which bytes were bad."""
+    text = line.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace")
     return text if len(text) <= RAW_LIMIT else text[:RAW_LIMIT] + "…[truncated]"
 
 
@@ -120,6 +138,9 @@ class EventParser:
         decode, errors = self.fast.decode, self.fast.errors
         events, indices, exact = [], [], []
         for index, line in enumerate(batch.lines):
+            if not _fast_can_judge(line):
+                exact.append(index)
+                continue
             try:
                 events.append(decode(line))
             except errors:
@@ -174,9 +195,9 @@ class EventParser:
             line = batch.lines[index]
             position = batch.first_position + index
             try:
-                # msgspec, not orjson: an integer of any size stays an integer.
-                event = msgspec.json.decode(line)
-            except msgspec.DecodeError as exc:
+                # The reader the ingest service uses too: an integer of any size stays one.
+                event = read_json(line)
+            except NotJson as exc:
                 problem: Invalid | None = Invalid(RejectReason.NOT_JSON, f"not JSON: {exc}")
                 event = None
             else:

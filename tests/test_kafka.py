@@ -35,7 +35,7 @@ DAY1, DAY2 = "2026-10-05", "2026-10-06"
 
 # ------------------------------------------------------------------ the events
 
-Record = dict[str, Any] | tuple[str, str]  # an event, or (key, raw value) for malformed
+Record = dict[str, Any] | tuple[str, str | bytes]  # an event, or (key, raw value) for malformed
 
 
 def _first_records() -> list[Record]:
@@ -133,7 +133,8 @@ def produce(topic: str, records: list[Record]) -> None:
     try:
         for record in records:
             if isinstance(record, tuple):
-                key, value = record[0].encode(), record[1].encode()
+                raw = record[1]
+                key, value = record[0].encode(), raw if isinstance(raw, bytes) else raw.encode()
             else:
                 key = f"{record['site_id']}/{record['device_id']}".encode()
                 value = orjson.dumps(record)
@@ -369,6 +370,37 @@ def test_a_run_failing_half_way_leaves_nothing_and_is_read_again(
     assert_export(store_url, AFTER_FIRST)
     assert offsets(topic, group) == (end, end)
     assert clean_export(store_url, tmp_path, topic) == export_csv(store_url)
+
+
+def test_poison_records_are_rejected_and_do_not_block_later_runs(
+    store_url: str, topic: str, group: str
+) -> None:
+    """Issue 8, defect 1: invalid UTF-8 in a string and 1,000 levels of nesting, in
+    the middle of a partition, are rejected as not_json; the run commits, so the
+    offsets move past them and the next run reads only what came after."""
+    bad_utf8 = orjson.dumps(event(at=f"{DAY1} 08:05", device="dev-a")).replace(
+        b'"https://news1.vn/a"', b'"caf\xe9"'
+    )
+    key = "news1.vn/dev-a"  # one key: everything lands in one partition, in this order
+    produce(
+        topic,
+        [
+            event(at=f"{DAY1} 08:00", device="dev-a"),
+            (key, bad_utf8),
+            (key, "[" * 1000 + "]" * 1000),
+            event(at=f"{DAY1} 08:10", device="dev-a"),
+        ],
+    )
+    s = run(store_url, topic, group)
+    assert (s.read, s.rejected, s.kept) == (4, {"not_json": 2}, 2)
+    raws = query(store_url, "SELECT raw FROM rejected_events ORDER BY position")
+    assert raws == [(bad_utf8.decode("utf-8", "backslashreplace"),), ("[" * 1000 + "]" * 1000,)]
+    end, committed = offsets(topic, group)
+    assert committed == end and sum(end.values()) == 4
+    produce(topic, [event(at=f"{DAY1} 08:20", device="dev-a")])
+    s = run(store_url, topic, group)
+    assert (s.read, s.rejected, s.kept) == (1, {}, 1)
+    assert export(store_url)[(DAY1, "news1.vn")]["pageviews"] == 3
 
 
 def _no_run_recorded(store_url: str) -> None:

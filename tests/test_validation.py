@@ -596,3 +596,72 @@ def test_rejected_lines_reach_the_dead_letter_table(runner) -> None:
 
     day = runner.export("day")[("2024-11-20", "news1.vn")]
     assert (day["pageviews"], day["visitors"], day["duplicate_events"]) == (2, 2, 1)
+
+
+# ------------------------------------------------------------------ poison lines
+
+
+def _poison_lines() -> list[tuple[bytes, str, str]]:
+    """(line, reason, what the detail names): lines a JSON decoder can crash on."""
+    pv = orjson.dumps(base())
+    with_extra = pv[:-1] + b',"extra":'
+    return [
+        (pv.replace(b'"https://news1.vn/a"', b'"caf\xe9"'), NOT_JSON, "not valid UTF-8"),
+        (with_extra + b'"caf\xe9"}', NOT_JSON, "not valid UTF-8"),  # an unknown field too
+        (b"[" * 1000 + b"]" * 1000, NOT_JSON, "nested deeper than 64 levels"),
+        (b'{"a":' * 1000 + b"1" + b"}" * 1000, NOT_JSON, "nested deeper than 64 levels"),
+        (with_extra + b"[" * 65 + b"]" * 65 + b"}", NOT_JSON, "nested deeper than 64 levels"),
+        (with_extra + b"1" * 4301 + b"}", NOT_JSON, "Integer value out of range"),
+    ]
+
+
+def test_poison_lines_are_rejected_with_their_bytes_escaped(parser: EventParser) -> None:
+    """Issue 8, defect 1: invalid UTF-8 inside a string and deep nesting are
+    `not_json` (not a crash), and `raw` shows the bad bytes as `\\xNN`."""
+    cases = _poison_lines()
+    pv = orjson.dumps(base())
+    lines = [pv, *(line for line, _, _ in cases), pv.replace(b"e-1", b"e-2")]
+    kept, rejected = parser.parse(LineBatch(0, "file:x", 1, [line + b"\n" for line in lines]))
+    assert kept["position"].to_pylist() == [1, len(lines)]
+    rows = sorted(rejected.to_pylist(), key=lambda r: r["position"])
+    assert [r["position"] for r in rows] == list(range(2, len(lines)))
+    for row, (line, reason, named) in zip(rows, cases):
+        assert (row["reason"], named in row["detail"]) == (reason, True), row["detail"]
+        assert row["raw"] == line.decode("utf-8", "backslashreplace")[:RAW_LIMIT]
+    assert rows[0]["raw"].endswith('"url":"caf\\xe9"}')
+
+
+def test_nesting_at_the_limit_and_big_numbers_are_read(parser: EventParser) -> None:
+    """64 levels are JSON; so are 4,300-digit integers and 1e400 in an extra field."""
+    pv = orjson.dumps(base())
+    with_extra = pv[:-1] + b',"extra":'
+    lines = [
+        with_extra + b"[" * 63 + b"]" * 63 + b"}",  # the event is level 1
+        with_extra + b"1" * 4300 + b"}",
+        with_extra + b"1e400}",
+        orjson.dumps({**base("engagement"), "engaged_ms": 1.5}),
+    ]
+    assert [reason for reason, _ in parse(parser, lines)] == [KEPT, KEPT, KEPT, WRONG_TYPE]
+
+
+def test_poison_lines_do_not_stop_the_batch(runner) -> None:
+    """End to end on both stores: the rest of the batch is counted and kept."""
+    cases = _poison_lines()
+    path = runner.folder / "poison.jsonl"
+    path.write_bytes(
+        orjson.dumps(event(at=T, device="d-1"))
+        + b"\n"
+        + b"".join(line + b"\n" for line, _, _ in cases)
+        + orjson.dumps(event(at=T + 1, device="d-2"))
+        + b"\n"
+    )
+    summary = runner.files([path])
+    assert (summary.read, summary.rejected, summary.kept) == (8, {NOT_JSON: 6}, 2)
+    rows = open_store(runner.store_url).rows(
+        "SELECT position, raw FROM rejected_events ORDER BY position"
+    )
+    assert [int(p) for p, _ in rows] == list(range(2, 8))
+    assert rows[0][1] == cases[0][0].decode("utf-8", "backslashreplace")
+    assert "\\xe9" in rows[0][1] and "\ufffd" not in rows[0][1]
+    day = runner.export("day")[("2024-11-20", "news1.vn")]
+    assert (day["pageviews"], day["visitors"]) == (2, 2)
