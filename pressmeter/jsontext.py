@@ -45,6 +45,8 @@ def read_json(data: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
         raise NotJson(f"a string is not valid UTF-8 (bytes {bad!r})") from None
     except RecursionError:
         raise NotJson(f"nested deeper than {max_depth} levels") from None
+    except msgspec.ValidationError:  # decoding to Any: only an integer beyond the bound
+        raise NotJson(f"an integer has more than {MAX_INT_DIGITS} digits") from None
     except msgspec.DecodeError as exc:
         raise NotJson(str(exc)) from None
     if _deeper_than(value, max_depth):

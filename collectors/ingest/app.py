@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from pressmeter.collectors.ingest.auth import ReplayGuard, check_browser, check_signature
 from pressmeter.collectors.ingest.config import IngestConfig
@@ -34,6 +35,7 @@ from pressmeter.collectors.ingest.registry import Outlet, Registry, load_registr
 from pressmeter.collectors.ingest.spool import Spool, SpoolFull
 from pressmeter.collectors.ingest.steps import Client, EventSteps, Outcome
 from pressmeter.events import event_validator
+from pressmeter.jsontext import MAX_DEPTH, MAX_INT_DIGITS, NotJson, read_json
 
 __all__ = ["build_app"]
 
@@ -122,10 +124,7 @@ class Service:
             limit = self.config.server.max_body_bytes
             if (request.content_length or 0) > limit:
                 raise Refused(RequestRefusal.BODY_TOO_LARGE, f"body over {limit} bytes")
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raise Refused(RequestRefusal.BODY_TOO_LARGE, f"body over {limit} bytes") from None
+            body = await _read_body(request, limit)
             signature = request.headers.get("X-PM-Signature")
             signed = signature is not None
             if signed:
@@ -198,10 +197,7 @@ class Service:
             )
             event: dict[str, Any] = {k: v for k, v in query.items() if k not in _PIXEL_AUTH}
             event["site_id"] = outlet.site_id
-            for name in _INTEGER_FIELDS:
-                value = event.get(name)
-                if isinstance(value, str) and value.isascii() and value.isdigit():
-                    event[name] = int(value)
+            _read_integers(event)
             client = Client(ip=ip, ua=request.headers.get("User-Agent", ""), signed=False)
             outcome, _ = await self.deliver(outlet.site_id, client, [event])
         except Refused as refused:
@@ -234,10 +230,41 @@ def _cors(origin: str) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
 
-def _envelope(body: bytes) -> dict[str, Any]:
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The body, decompressed as its Content-Encoding says; refused if too large or
+    not in that encoding (aiohttp would answer the latter with a 500)."""
     try:
-        envelope = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise Refused(RequestRefusal.BODY_TOO_LARGE, f"body over {limit} bytes") from None
+    except RequestPayloadError:  # e.g. Content-Encoding: gzip on a plain body
+        encoding = request.headers.get("Content-Encoding", "(none)")[:40]
+        raise Refused(
+            RequestRefusal.BAD_CONTENT_ENCODING,
+            f"body cannot be decoded as Content-Encoding {encoding!r} says",
+        ) from None
+
+
+def _read_integers(event: dict[str, Any]) -> None:
+    """The pixel's integer fields, digits in the query string, as integers: of any
+    size, as JSON integers are, up to the digits JSON text may hold."""
+    for name in _INTEGER_FIELDS:
+        value = event.get(name)
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            if len(value) > MAX_INT_DIGITS:
+                raise Refused(
+                    RequestRefusal.BAD_PARAMETER,
+                    f"{name} is not an integer of at most {MAX_INT_DIGITS} digits",
+                )
+            event[name] = int(value)
+
+
+def _envelope(body: bytes) -> dict[str, Any]:
+    """The decoded body, read as the pipeline reads a line (`pressmeter.jsontext`):
+    two levels more for the envelope and its events array."""
+    try:
+        envelope = read_json(body, MAX_DEPTH + 2)
+    except NotJson as exc:
         raise Refused(RequestRefusal.NOT_JSON, f"body is not JSON: {exc}") from None
     if type(envelope) is not dict:
         raise Refused(RequestRefusal.BAD_ENVELOPE, "body must be an object with an events array")

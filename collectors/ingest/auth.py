@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -30,6 +31,8 @@ from pressmeter.collectors.ingest.registry import Outlet
 __all__ = ["ReplayGuard", "check_browser", "check_signature", "sign"]
 
 _BUCKET_S = 60
+# ASCII digits only (str.isdigit also takes "²"), and few enough for int() and the clock.
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 
 
 def sign(secret: bytes, method: str, path_qs: str, timestamp: str, body: bytes) -> str:
@@ -115,9 +118,15 @@ def check_signature(
         raise Refused(
             RequestRefusal.BAD_SIGNATURE, f"site {outlet.site_id} takes no signed traffic"
         )
-    if not timestamp or not timestamp.isdigit() or not signature:
+    if not timestamp or not signature:
         raise Refused(
             RequestRefusal.BAD_SIGNATURE, "X-PM-Timestamp (Unix seconds) and X-PM-Signature needed"
+        )
+    if _UNIX_SECONDS.fullmatch(timestamp) is None:
+        shown = timestamp if len(timestamp) <= 16 else timestamp[:16] + "…"
+        raise Refused(
+            RequestRefusal.BAD_SIGNATURE,
+            f"X-PM-Timestamp must be Unix seconds (at most 12 ASCII digits), not {shown!r}",
         )
     if abs(now - int(timestamp)) > max_skew_s:
         raise Refused(

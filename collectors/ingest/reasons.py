@@ -21,6 +21,8 @@ class RequestRefusal(StrEnum):
 
     NOT_JSON = "not_json"
     BAD_ENVELOPE = "bad_envelope"
+    BAD_CONTENT_ENCODING = "bad_content_encoding"
+    BAD_PARAMETER = "bad_parameter"
     BODY_TOO_LARGE = "body_too_large"
     TOO_MANY_EVENTS = "too_many_events"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
@@ -42,6 +44,8 @@ class RequestRefusal(StrEnum):
 _STATUS = {
     RequestRefusal.NOT_JSON: 400,
     RequestRefusal.BAD_ENVELOPE: 400,
+    RequestRefusal.BAD_CONTENT_ENCODING: 400,
+    RequestRefusal.BAD_PARAMETER: 400,
     RequestRefusal.BODY_TOO_LARGE: 413,
     RequestRefusal.TOO_MANY_EVENTS: 413,
     RequestRefusal.UNSUPPORTED_MEDIA_TYPE: 415,

@@ -27,6 +27,7 @@ from pressmeter.collectors.ingest.enrich import (
 )
 from pressmeter.collectors.ingest.spool import Message
 from pressmeter.events import EventValidator, Invalid, RejectReason
+from pressmeter.jsontext import encode
 
 __all__ = ["Client", "EventSteps", "Outcome", "scrub"]
 
@@ -142,7 +143,7 @@ class EventSteps:
             if problem is not None:
                 self._reject(outcome, index, problem, site_id, item, ip, now_ms)
                 continue
-            value = orjson.dumps(event)
+            value = encode(event)  # integers of any size, as read
             if ip and ip.encode() in value:  # e.g. a URL naming the address: not kept either
                 value = value.replace(ip.encode(), b"[ip]")
             outcome.messages.append((self.topic, site_key + event["device_id"].encode(), value))
@@ -164,7 +165,7 @@ class EventSteps:
             "detail": scrub(problem.detail, ip),
             "site_id": site_id,
             "received_at": now_ms,
-            "raw": scrub(orjson.dumps(raw).decode(), ip),
+            "raw": scrub(encode(raw).decode(), ip),
         }
         outcome.rejected.append((index, problem))
         outcome.messages.append((self.rejected_topic, site_id.encode(), orjson.dumps(record)))

@@ -28,6 +28,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from pressmeter.collectors.ingest.auth import sign
+from pressmeter.jsontext import read_json
 
 BROWSER_UA = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36"
 REPO = Path(__file__).resolve().parents[2]
@@ -97,7 +98,7 @@ def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes, dict[str, Any], 
         while any(consumer.position(p) < end[p] for p in parts):
             assert time.monotonic() < deadline, "reading the topic took over 60 s"
             for records in consumer.poll(timeout_ms=500, max_records=10_000).values():
-                out += [(r.key, orjson.loads(r.value), r.partition) for r in records]
+                out += [(r.key, read_json(r.value), r.partition) for r in records]
         return out
     finally:
         consumer.close()

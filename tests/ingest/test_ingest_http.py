@@ -4,6 +4,7 @@ signed authentication, HMAC replay and clock skew, /healthz and /metrics."""
 
 from __future__ import annotations
 
+import gzip
 import time
 import uuid
 
@@ -16,11 +17,15 @@ from ingest_helpers import (
     NEWS_KEY,
     ORIGIN,
     RESIDENTIAL_HN,
+    TV_SECRET,
     browser_post,
     page_view,
     pixel_params,
     signed_post,
 )
+
+from pressmeter.collectors.ingest.auth import sign
+from pressmeter.jsontext import encode
 
 pytestmark = pytest.mark.kafka
 
@@ -229,3 +234,112 @@ def test_healthz_and_metrics_count_every_outcome(service):
     assert "pm_ingest_kafka_send_seconds_count" in text
     accepted = int(text.split("\npm_ingest_events_accepted_total ")[1].split()[0])
     assert accepted >= 8
+
+
+# ------------------------------------------------------------- hostile input (issue 8)
+
+
+def _signed_headers(stamp: str, body: bytes) -> dict[str, str]:
+    signature = sign(TV_SECRET, "POST", "/v1/events", stamp, body)
+    return {"X-PM-Site": "tv1.vn", "X-PM-Timestamp": stamp, "X-PM-Signature": signature}
+
+
+@pytest.mark.parametrize(
+    ("stamp", "named"),
+    [("²", "'²'"), ("1" * 5000, "'1111111111111111…'"), ("-5", "'-5'"), ("17.5", "'17.5'")],
+)
+def test_a_timestamp_that_is_not_unix_seconds_is_a_401(service, stamp, named):
+    body = orjson.dumps({"events": []})
+    headers = {**_signed_headers(stamp, body), "Content-Type": "application/json"}
+    raw = {k: v.encode() for k, v in headers.items()}  # "²" as UTF-8, as a client would
+    answer = requests.post(f"{service.url}/v1/events", data=body, headers=raw, timeout=30)
+    assert (answer.status_code, answer.json()["error"]) == (401, "bad_signature")
+    assert (
+        answer.json()["detail"]
+        == f"X-PM-Timestamp must be Unix seconds (at most 12 ASCII digits), not {named}"
+    )
+
+
+def _browser_body(events: list) -> bytes:
+    return encode({"site_id": "news1.vn", "key": NEWS_KEY, "events": events})
+
+
+def _post(service, body: bytes, **headers: str) -> requests.Response:
+    base = {"Origin": ORIGIN, "Content-Type": "text/plain", "X-Forwarded-For": RESIDENTIAL_HN}
+    return requests.post(
+        f"{service.url}/v1/events", data=body, headers={**base, **headers}, timeout=30
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b"[" * 255 + b"]" * 255, "body is not JSON: nested deeper than 66 levels"),
+        (
+            _browser_body([page_view("deep")])
+            .replace(b'"url":', b'"url":' + b"[" * 255, 1)
+            .replace(b'"https://news1.vn/a"', b'"x"' + b"]" * 255),
+            "body is not JSON: nested deeper than 66 levels",
+        ),
+        (
+            _browser_body([page_view("digits", ts=0)]).replace(b'"ts":0', b'"ts":' + b"1" * 5000),
+            "body is not JSON: an integer has more than 4300 digits",
+        ),
+        (
+            _browser_body([page_view("utf8")]).replace(b'news1.vn/a"', b'caf\xe9"'),
+            "body is not JSON: a string is not valid UTF-8 (bytes b'\\xe9')",
+        ),
+    ],
+    ids=["body-255-deep", "field-255-deep", "5000-digit-integer", "invalid-utf8"],
+)
+def test_unreadable_bodies_are_a_400_naming_why(service, body, detail):
+    answer = _post(service, body)
+    assert (answer.status_code, answer.json()) == (400, {"error": "not_json", "detail": detail})
+
+
+def test_an_event_at_the_depth_limit_is_taken(service):
+    event_id = f"d64-{_uid()}"
+    nested = orjson.loads("[" * 63 + "]" * 63)  # the event is level 1: 64 in all
+    answer = _post(service, _browser_body([page_view(event_id, extra=nested)]))
+    assert (answer.status_code, answer.json()["accepted"]) == (200, 1)
+    assert _by_id(service.events())[event_id][1]["extra"] == nested
+
+
+def test_a_body_that_is_not_what_its_content_encoding_says_is_a_400(service):
+    body = _browser_body([page_view("gz")])
+    answer = _post(service, body, **{"Content-Encoding": "gzip"})
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "bad_content_encoding"
+    assert answer.json()["detail"] == "body cannot be decoded as Content-Encoding 'gzip' says"
+    event_id = f"gz-{_uid()}"
+    good = _post(service, gzip.compress(_browser_body([page_view(event_id)])),
+                 **{"Content-Encoding": "gzip"})  # fmt: skip
+    assert (good.status_code, good.json()["accepted"]) == (200, 1)
+
+
+def test_integers_of_any_size_are_integers_as_in_the_pipeline(service):
+    """Defect 7: the pipeline keeps engaged_ms 10**23 (capped); so does ingest,
+    over a POST and over the pixel, and Kafka gets the exact digits."""
+    post_id, pixel_id = f"big-{_uid()}", f"bigpx-{_uid()}"
+    event = {**page_view(post_id), "type": "engagement", "engaged_ms": 10**23}
+    answer = _post(service, _browser_body([event]))
+    assert answer.status_code == 200 and answer.json() == {
+        "accepted": 1, "rejected": [], "durable": "kafka"
+    }  # fmt: skip
+    params = {**pixel_params(pixel_id), "type": "engagement", "engaged_ms": "1" * 30}
+    pixel = requests.get(f"{service.url}/v1/p.gif", params=params, timeout=30)
+    assert (pixel.status_code, pixel.headers["X-PM-Accepted"]) == (200, "1")
+    found = _by_id(service.events())  # read with the pipeline's reader: exact integers
+    assert found[post_id][1]["engaged_ms"] == 10**23
+    assert found[pixel_id][1]["engaged_ms"] == int("1" * 30)
+
+
+@pytest.mark.parametrize("name", ["ts", "engaged_ms"])
+def test_a_pixel_integer_of_5000_digits_is_a_400(service, name):
+    params = {**pixel_params(f"px5k-{_uid()}"), "type": "engagement", name: "7" * 5000}
+    answer = requests.get(f"{service.url}/v1/p.gif", params=params, timeout=30)
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "bad_parameter",
+        "detail": f"{name} is not an integer of at most 4300 digits",
+    }
