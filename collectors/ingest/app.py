@@ -1,10 +1,11 @@
-"""The HTTP face of the ingest service (aiohttp): four endpoints, CORS per outlet.
+"""The HTTP face of the ingest service (aiohttp): five endpoints, CORS per outlet.
 
     POST /v1/events   a JSON batch {"site_id", "key", "events": [...]} (browser)
                       or {"events": [...]} signed with X-PM-Site/-Timestamp/-Signature
     GET  /v1/p.gif    one event in the query string (no JavaScript needed)
     GET  /healthz     liveness, and whether Kafka or the spool takes the events
     GET  /metrics     Prometheus text
+    GET  /openapi.json  this API as OpenAPI 3.1 (openapi.py)
 
 Each request goes through: client limit → read → authenticate → parse → outlet
 limit → `EventSteps` → `DurableSink` → answer. A refused request is answered
@@ -28,6 +29,7 @@ from pressmeter.collectors.ingest.config import IngestConfig
 from pressmeter.collectors.ingest.durable import DurableSink
 from pressmeter.collectors.ingest.enrich import IpClassifier, SaltStore, load_provinces, parse_ip
 from pressmeter.collectors.ingest.metrics import Metrics
+from pressmeter.collectors.ingest.openapi import openapi_description
 from pressmeter.collectors.ingest.producer import KafkaSender
 from pressmeter.collectors.ingest.ratelimit import RateLimiter
 from pressmeter.collectors.ingest.reasons import Refused, RequestRefusal
@@ -226,6 +228,10 @@ class Service:
         )
 
 
+async def _openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_description())
+
+
 def _cors(origin: str) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
@@ -339,4 +345,5 @@ def build_app(config: IngestConfig, worker: int = 0, workers: int = 1) -> web.Ap
     app.router.add_get("/v1/p.gif", service.pixel)
     app.router.add_get("/healthz", service.healthz)
     app.router.add_get("/metrics", service.metrics_text)
+    app.router.add_get("/openapi.json", _openapi)
     return app
