@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from pressmeter.calendar import LocalCalendar
 from pressmeter.events import Invalid, RejectReason, event_validator
-from pressmeter.jsontext import MAX_DEPTH, MAX_INT_DIGITS, NotJson, read_json
+from pressmeter.jsontext import NotJson, read_json
 from pressmeter.pipelines.coders import typed_outputs
 from pressmeter.pipelines.ivt import BotMatcher
 
@@ -91,20 +91,6 @@ class LineBatch:
         return len(self.lines) * (len(self.lines[0]) if self.lines else 0)
 
 
-def _fast_can_judge(line: bytes) -> bool:
-    """Whether the fast decoder reads `line` as `read_json` would. It skips unknown
-    fields without checking their UTF-8, depth or integer size, so a line that is not
-    ASCII and not UTF-8, has more openers than levels allowed, or is long enough to
-    hold a too-long integer goes to the exact path."""
-    if len(line) > MAX_INT_DIGITS or line.count(b"{") + line.count(b"[") > MAX_DEPTH:
-        return False
-    if line.isascii():
-        return True
-    try:
-        line.decode()
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _clamped(values: list[int]) -> np.ndarray:
@@ -138,9 +124,6 @@ class EventParser:
         decode, errors = self.fast.decode, self.fast.errors
         events, indices, exact = [], [], []
         for index, line in enumerate(batch.lines):
-            if not _fast_can_judge(line):
-                exact.append(index)
-                continue
             try:
                 events.append(decode(line))
             except errors:

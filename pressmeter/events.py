@@ -170,7 +170,10 @@ class FastDecoder:
     The rules Python would check one value at a time with `re` (the patterns, the
     identifier patterns of device_id) and the ts window are left to `rule_breaks`,
     which checks them column-wise on a whole batch. Whatever either refuses,
-    `EventValidator.validate` then names the reason.
+    `EventValidator.validate` then names the reason. A line with a field the schema
+    does not name is refused here too, so that it is read whole, as the ingest
+    service reads it (`pressmeter.jsontext`), and judged there: kept or not, the
+    same verdict, at the exact path's pace.
     """
 
     def __init__(self, validator: EventValidator) -> None:
@@ -200,12 +203,22 @@ class FastDecoder:
                 tag_field="type",
                 tag=event_type,
                 kw_only=True,
+                # msgspec skips an unknown field's value unread (its UTF-8, depth and
+                # integer size unchecked): such a line goes to the exact path instead.
+                forbid_unknown_fields=True,
                 gc=False,  # plain strings and ints: no cycles to collect
                 namespace={"kind_code": code} | ({} if value else {"value_ms": 0}),
             )
             self.structs.append(struct)
         self.decode = msgspec.json.Decoder(Union[tuple(self.structs)]).decode  # noqa: UP007
-        self.errors = (msgspec.DecodeError, msgspec.ValidationError)
+        # Besides its own errors: a string that is not UTF-8, and deep nesting skipped
+        # while looking for the `type` tag, raise Python's own.
+        self.errors = (
+            msgspec.DecodeError,
+            msgspec.ValidationError,
+            UnicodeDecodeError,
+            RecursionError,
+        )
         # (field, pattern, whether a match breaks the rule) for column-wise checks.
         # A field's forbidden patterns are joined into one, so its column is read once.
         self.column_rules = [
