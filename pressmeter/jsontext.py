@@ -36,7 +36,7 @@ class NotJson(ValueError):
     """The text is not JSON as read here; the message says why."""
 
 
-def read_json(data: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
+def read_json(data: bytes, max_depth: int = MAX_DEPTH) -> Any:
     """The value `data` holds, or `NotJson`."""
     try:
         value = _decode(data)
@@ -49,7 +49,9 @@ def read_json(data: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
         raise NotJson(f"an integer has more than {MAX_INT_DIGITS} digits") from None
     except msgspec.DecodeError as exc:
         raise NotJson(str(exc)) from None
-    if _deeper_than(value, max_depth):
+    # Fewer openers than levels allowed cannot nest deeper (most bodies and lines).
+    openers = data.count(b"{") + data.count(b"[")
+    if openers > max_depth and _deeper_than(value, max_depth):
         raise NotJson(f"nested deeper than {max_depth} levels")
     return value
 
@@ -58,14 +60,13 @@ def _deeper_than(value: Any, limit: int) -> bool:
     """Whether arrays and objects nest more than `limit` levels (`[]` is one),
     level by level rather than by recursion, which is what fails on deep input."""
     level = [value] if type(value) in _CONTAINERS else []
-    depth = 0
-    while level:
-        depth += 1
-        if depth > limit:
-            return True
-        inner: list[Any] = []
-        for item in level:
-            children = item.values() if type(item) is dict else item
-            inner += [child for child in children if type(child) in _CONTAINERS]
-        level = inner
-    return False
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            for child in (item.values() if type(item) is dict else item)
+            if type(child) in _CONTAINERS
+        ]
+        if not level:
+            return False
+    return bool(level)
