@@ -91,8 +91,6 @@ class LineBatch:
         return len(self.lines) * (len(self.lines[0]) if self.lines else 0)
 
 
-
-
 def _clamped(values: list[int]) -> np.ndarray:
     """Values clamped to the uint32 column; any JSON integer is valid, even 10**23."""
     try:
