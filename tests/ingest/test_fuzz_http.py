@@ -85,10 +85,11 @@ class Fuzzer:
     def check(self, case: Any, response: schemathesis.Response) -> None:
         status = response.status_code
         self.statuses[status] += 1
+        if status >= 500:
+            assert status == 503, f"{case.method} {case.path}: {status} {response.text[:200]}"
+            assert response.json()["error"] == "spool_full", response.text
         if status >= 400 and response.content:
             self.refusals[response.json()["error"]] += 1
-        if status >= 500:
-            assert (status, response.json()["error"]) == (503, "spool_full"), response.text
         case.validate_response(response, checks=CHECKS)
         if status != 200:
             return
