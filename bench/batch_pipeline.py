@@ -75,23 +75,24 @@ def _is_json(line: bytes) -> bool:
     return True
 
 
-def measure(events_file: Path, store: Path) -> tuple[int, float, float, float]:
-    """(events read, wall s, CPU s, peak RSS MiB) of one `pipeline batch` process."""
+def measure(source: list[str], store: Path, pin: bool = False) -> tuple[int, float, float, float]:
+    """(events read, wall s, CPU s, peak RSS MiB) of one `pipeline batch` process
+    reading `source` (`--input FILE` or `--kafka ...`), on core 0 if `pin`."""
     shutil.rmtree(store, ignore_errors=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
+    command = [
+        VENV_BIN / "pressmeter",
+        "--log-level",
+        "WARNING",
+        "pipeline",
+        "batch",
+        *source,
+        "--store",
+        f"chdb:{store}",
+    ]
     done = subprocess.run(
-        [
-            VENV_BIN / "pressmeter",
-            "--log-level",
-            "WARNING",
-            "pipeline",
-            "batch",
-            "--input",
-            str(events_file),
-            "--store",
-            f"chdb:{store}",
-        ],
+        ["taskset", "-c", "0", *command] if pin else command,
         check=True,
         capture_output=True,
         text=True,
@@ -128,7 +129,7 @@ def main() -> int:
         rates, yardsticks = [], []
         for run in range(1, args.repeat + 1):
             yardstick = orjson_rate(events_file)
-            read, wall, cpu, peak = measure(events_file, folder / "store")
+            read, wall, cpu, peak = measure(["--input", str(events_file)], folder / "store")
             rates.append(read / cpu)
             yardsticks.append(yardstick)
             print(

@@ -13,12 +13,15 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import apache_beam as beam
 
 from pressmeter.errors import InputError
 from pressmeter.pipelines.parse import LineBatch
+
+if TYPE_CHECKING:
+    from pressmeter.pipelines.kafka_slices import SliceReader
 
 __all__ = [
     "READS",
@@ -167,18 +170,33 @@ class KafkaSlice:
 
 
 class ReadKafkaSliceFn(beam.DoFn):
-    """KafkaSlice → LineBatch of consecutive offsets, then its SourceRead (tagged)."""
+    """KafkaSlice → LineBatch of consecutive offsets, then its SourceRead (tagged).
+
+    One consumer serves every slice this DoFn instance reads (made on the first,
+    closed in teardown). The checksum is the SHA-256 of the values read, in offset
+    order."""
+
+    def setup(self) -> None:
+        self._reader: SliceReader | None = None
+
+    def teardown(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     def process(self, part: KafkaSlice) -> Iterator[object]:
-        from pressmeter.pipelines.kafka_slices import read_slice
+        from pressmeter.pipelines.kafka_slices import SliceReader
 
+        if self._reader is None:
+            self._reader = SliceReader(part.bootstrap)
         digest = hashlib.sha256()
         records = total_bytes = 0
         progress = _Progress(part.source_id, part.end - part.start)
-        for first, values in read_slice(part, BATCH_LINES):
-            for value in values:
-                digest.update(value)
-                total_bytes += len(value)
+        update = digest.update
+        for first, values in self._reader.read(part, BATCH_LINES):
+            for value in values:  # cheaper than hashing a joined copy
+                update(value)
+            total_bytes += sum(map(len, values))
             records += len(values)
             progress.update(records, records)
             yield LineBatch(part.index, part.source_id, first, values)

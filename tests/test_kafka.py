@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import confluent_kafka
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from support import ZONE, cli, event, fresh_store, kafka_bootstrap, one_error_line
+from support import ZONE, cli, empty_store, event, fresh_store, kafka_bootstrap, one_error_line
 
+from pressmeter.errors import InputError
 from pressmeter.metrics import EXPORT_COLUMNS, metric_rows, write_csv
 from pressmeter.pipelines import facts, kafka_slices
 from pressmeter.pipelines.batch import BatchRequest, RunSummary, run_batch
+from pressmeter.pipelines.sources import KafkaSlice
 from pressmeter.store import close_stores, open_store, quote
 
 pytestmark = pytest.mark.kafka
@@ -127,21 +131,51 @@ def group() -> str:
     return f"pmtest-{uuid.uuid4().hex[:12]}"
 
 
-def produce(topic: str, records: list[Record]) -> None:
-    """Send keyed by site_id/device_id (so a device stays on one partition)."""
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap(), acks="all", linger_ms=0)
-    try:
-        for record in records:
-            if isinstance(record, tuple):
-                raw = record[1]
-                key, value = record[0].encode(), raw if isinstance(raw, bytes) else raw.encode()
-            else:
-                key = f"{record['site_id']}/{record['device_id']}".encode()
-                value = orjson.dumps(record)
-            producer.send(topic, key=key, value=value).get(timeout=30)
-        producer.flush()
-    finally:
-        producer.close()
+def _key_value(record: Record) -> tuple[bytes, bytes]:
+    if isinstance(record, tuple):
+        raw = record[1]
+        return record[0].encode(), raw if isinstance(raw, bytes) else raw.encode()
+    return f"{record['site_id']}/{record['device_id']}".encode(), orjson.dumps(record)
+
+
+def produce(
+    topic: str, records: list[Record], partition: int | None = None, **config: Any
+) -> dict[int, list[bytes]]:
+    """Send keyed by site_id/device_id (so a device stays on one partition), with
+    librdkafka as the ingest service does, `config` added (compression.type,
+    transactional.id: then all in one transaction). Returns the values each
+    partition got, in offset order."""
+    producer = confluent_kafka.Producer(
+        {
+            "bootstrap.servers": kafka_bootstrap(),
+            "acks": "all",
+            "enable.idempotence": True,  # offset order is send order
+            "linger.ms": 5,
+            "partitioner": "murmur2_random",  # the Java client's (and kafka-python's)
+            **config,
+        }
+    )
+    delivered: list[tuple[int, int, bytes]] = []
+
+    def report(err: confluent_kafka.KafkaError | None, msg: confluent_kafka.Message) -> None:
+        assert err is None, err
+        delivered.append((msg.partition(), msg.offset(), msg.value()))
+
+    transactional = "transactional.id" in config
+    if transactional:
+        producer.init_transactions(30)
+        producer.begin_transaction()
+    for record in records:
+        key, value = _key_value(record)
+        where = {} if partition is None else {"partition": partition}
+        producer.produce(topic, value, key, on_delivery=report, **where)
+    if transactional:
+        producer.commit_transaction(30)
+    assert producer.flush(30) == 0
+    by_partition: dict[int, list[bytes]] = {}
+    for part, _, value in sorted(delivered):
+        by_partition.setdefault(part, []).append(value)
+    return by_partition
 
 
 def offsets(topic: str, group: str) -> tuple[dict[int, int], dict[int, int | None]]:
@@ -426,3 +460,195 @@ def test_missing_topic_is_one_clear_error(tmp_path: Path) -> None:
     line = one_error_line(result)
     assert "Kafka" in line and missing in line and kafka_bootstrap() in line
     _no_run_recorded(store)
+
+
+# ------------------------------------------------------------------ librdkafka reads
+
+
+def source_rows(store_url: str) -> dict[str, tuple[int, int, int, int, str]]:
+    """source_id → (first, last position, records, bytes, checksum) of the runs."""
+    rows = query(
+        store_url,
+        "SELECT source_id, first_position, last_position, records, bytes, checksum "
+        "FROM run_sources",
+    )
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def expected_sources(topic: str, sent: dict[int, list[bytes]], first: int = 0) -> dict:
+    """What run_sources must say of partitions holding `sent` from offset `first`:
+    the checksum is the SHA-256 of the values in offset order."""
+    return {
+        f"kafka:{topic}/{part}": (
+            first,
+            first + len(values) - 1,
+            len(values),
+            sum(map(len, values)),
+            hashlib.sha256(b"".join(values)).hexdigest(),
+        )
+        for part, values in sent.items()
+    }
+
+
+FIRST_COUNTS = (14, {"not_json": 1, "missing_field": 1}, 1, 0, 11)
+
+
+def counts(s: RunSummary) -> tuple:
+    return (s.read, s.rejected, s.duplicates, s.replayed, s.kept)
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "snappy", "lz4", "zstd"])
+def test_every_compression_producers_use_is_read(
+    compression: str, topic: str, group: str, tmp_path: Path
+) -> None:
+    sent = produce(topic, _first_records(), **{"compression.type": compression})
+    assert sorted(sent) == list(range(PARTITIONS))
+    with empty_store("chdb", tmp_path) as store:
+        s = run(store, topic, group)
+        assert counts(s) == FIRST_COUNTS
+        assert_export(store, AFTER_FIRST)
+        assert source_rows(store) == expected_sources(topic, sent)
+    assert offsets(topic, group) == ({p: len(v) for p, v in sent.items()},) * 2
+
+
+def test_offsets_without_records_are_skipped_and_committed(
+    topic: str, group: str, tmp_path: Path
+) -> None:
+    """Transaction markers take offsets and hold no record: here each of the two
+    transactions ends in a marker on every partition it wrote to, the last offset of
+    each partition among them, so the slice ends on an offset no record holds."""
+    records = _first_records()
+    sent = produce(topic, records[:7], **{"transactional.id": f"pmtest-{uuid.uuid4().hex}"})
+    more = produce(topic, records[7:], **{"transactional.id": f"pmtest-{uuid.uuid4().hex}"})
+    end, _ = offsets(topic, group)
+    assert sum(end.values()) > len(records), end  # the markers' offsets
+    with empty_store("chdb", tmp_path) as store:
+        s = run(store, topic, group)
+        assert counts(s) == FIRST_COUNTS
+        assert_export(store, AFTER_FIRST)
+        rows = source_rows(store)
+        for part in range(PARTITIONS):
+            values = sent.get(part, []) + more.get(part, [])
+            _, last, records_read, _, checksum = rows[f"kafka:{topic}/{part}"]
+            assert (last, records_read) == (end[part] - 1, len(values))
+            assert checksum == hashlib.sha256(b"".join(values)).hexdigest()
+        assert offsets(topic, group) == (end, end)
+        again = run(store, topic, group)
+        assert counts(again) == (0, {}, 0, 0, 0)
+
+
+def _a_run_that_loses_its_input(
+    store: str, topic: str, group: str, lose: Any, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The one-line error of a run whose input goes away between planning and
+    reading: `lose` is a real broker operation, called right after the real plan
+    (our own code wrapped). The run is recorded as failed."""
+    real_plan = kafka_slices.plan_slices
+
+    def plan_then_lose(*args: Any) -> list:
+        slices = real_plan(*args)
+        lose()
+        return slices
+
+    monkeypatch.setattr(kafka_slices, "plan_slices", plan_then_lose)
+    with pytest.raises(InputError) as failure:
+        run(store, topic, group)
+    assert list(run_status(store).values()) == ["failed"]
+    message = str(failure.value)
+    assert "\n" not in message
+    return message
+
+
+def _admin() -> confluent_kafka.admin.AdminClient:
+    return confluent_kafka.admin.AdminClient({"bootstrap.servers": kafka_bootstrap()})
+
+
+def test_records_removed_after_planning_are_a_clear_error(
+    topic: str, group: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retention removed offsets the run planned to read: an error naming the
+    topic, partition and offset, never a silent jump past them."""
+    produce(topic, _first_records()[:6], partition=1)
+    admin, upto = _admin(), confluent_kafka.TopicPartition(topic, 1, 4)
+
+    def delete_records() -> None:
+        admin.delete_records([upto])[upto].result(timeout=30)
+
+    with empty_store("chdb", tmp_path) as store:
+        error = _a_run_that_loses_its_input(store, topic, group, delete_records, monkeypatch)
+    assert error.startswith(f"cannot read Kafka topic {topic} partition 1 at offset 0 ")
+    assert "Offset out of range" in error
+    assert offsets(topic, group)[1] == NOTHING_COMMITTED
+
+
+def test_a_topic_deleted_after_planning_is_a_clear_error(
+    topic: str, group: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    produce(topic, _first_records()[:3], partition=2)
+    admin = _admin()
+
+    def delete_topic() -> None:
+        admin.delete_topics([topic])[topic].result(timeout=30)
+
+    with empty_store("chdb", tmp_path) as store:
+        error = _a_run_that_loses_its_input(store, topic, group, delete_topic, monkeypatch)
+    assert error.startswith(f"cannot read Kafka topic {topic} partition ")
+    assert "at offset 0 " in error and "Unknown topic or partition" in error
+
+
+def _segment_of(topic: str, partition: int) -> Path:
+    """The broker's log file of a partition, wherever the broker keeps its data."""
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap(), client_id="pmtest-admin")
+    try:
+        folder = admin.describe_log_dirs()[0]["log_dirs"][0]["log_dir"]
+    finally:
+        admin.close()
+    return Path(folder) / f"{topic}-{partition}" / f"{0:020d}.log"
+
+
+def test_a_corrupt_batch_is_an_error_naming_its_offset(
+    topic: str, group: str, tmp_path: Path
+) -> None:
+    """A byte flipped on the broker's disk (the broker serves it as it is) fails the
+    batch's CRC: the run stops with the offset, nothing is stored or committed."""
+    records = [event(at=f"{DAY1} 08:{n:02d}", device=f"dev-{n}") for n in range(8)]
+    for record in records:  # one batch each
+        produce(topic, [record], partition=0)
+    segment = _segment_of(topic, 0)
+    data = segment.read_bytes()
+    at = data.index(orjson.dumps(records[5]["event_id"]))
+    with segment.open("r+b") as log:
+        log.seek(at + 1)
+        log.write(b"X")
+    with empty_store("chdb", tmp_path) as store:
+        # WARNING: the run's INFO progress lines would come before the error line.
+        result = cli(
+            "--log-level", "WARNING", "pipeline", "batch", "--kafka", kafka_bootstrap(),
+            "--topic", topic, "--group", group, "--store", store, cwd=tmp_path,
+        )  # fmt: skip
+        line = one_error_line(result)
+        assert line.startswith(
+            f"pressmeter: error: cannot read Kafka topic {topic} partition 0 at offset 5 "
+        )
+        assert "CRC" in line
+        assert query(store, "SELECT count() FROM events") == [(0,)]
+        assert list(run_status(store).values()) == ["failed"]
+    assert offsets(topic, group)[1] == NOTHING_COMMITTED
+
+
+def test_a_broker_gone_while_reading_is_a_clear_error(
+    topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slice was planned, then no broker answers: after the silence allowed
+    (shortened here), one error naming topic, partition and offset."""
+    monkeypatch.setattr(kafka_slices, "_SILENCE_S", 1.0)
+    gone = KafkaSlice(0, "127.0.0.1:1", topic, 2, 7, 12)
+    reader = kafka_slices.SliceReader(gone.bootstrap)
+    try:
+        with pytest.raises(InputError) as failure:
+            list(reader.read(gone, 100))
+    finally:
+        reader.close()
+    assert str(failure.value).startswith(
+        f"cannot read Kafka topic {topic} partition 2 at offset 7 (slice 7..11 of 127.0.0.1:1): "
+    )
