@@ -29,6 +29,7 @@ from pressmeter import METRICS_VERSION
 from pressmeter.calendar import day_to_date
 from pressmeter.errors import RunFailed
 from pressmeter.pipelines import coders
+from pressmeter.pipelines.dead_letters import DEAD_LETTER_COLUMNS, DeadLetterRowsFn
 from pressmeter.pipelines.dedup import DUPLICATE_COLUMNS, DUPLICATES, REPLAYED, DeduplicateEvents
 from pressmeter.pipelines.facts import (
     DEVICE_DAYS,
@@ -78,6 +79,8 @@ class BatchRequest:
     inputs: list[str] = field(default_factory=list)
     kafka: str | None = None
     topic: str = "pm.events.v1"
+    # The ingest service's dead letters, read beside `topic` ("" for none).
+    rejected_topic: str = "pm.events.rejected.v1"
     group: str = "pressmeter-batch"
     beam_args: list[str] = field(default_factory=list)
     shards: int = 4
@@ -98,13 +101,16 @@ class RunSummary:
     site_days: int = 0
     counted: int = 0
     ivt: dict[str, int] = field(default_factory=dict)
+    dead_letter_topic: str = ""
+    dead_letters: int = 0
+    rejected_at_ingest: dict[str, int] = field(default_factory=dict)
 
     @property
     def duplicates(self) -> int:
         return self.duplicates_within_run + self.duplicates_across_runs
 
     def render(self) -> str:
-        rejected = ", ".join(f"{k} {v:,}" for k, v in sorted(self.rejected.items())) or "none"
+        rejected = _reasons(self.rejected)
         lines = [
             f"run {self.run_id} committed in {self.seconds:.1f} s "
             f"({self.read / max(self.seconds, 1e-9):,.0f} records/s)",
@@ -119,6 +125,12 @@ class RunSummary:
             f"(ua {self.ivt.get('ua', 0):,}, datacenter {self.ivt.get('datacenter', 0):,}, "
             f"rate {self.ivt.get('rate', 0):,})",
         ]
+        if self.dead_letter_topic:
+            at_ingest = _reasons(self.rejected_at_ingest)
+            lines.append(
+                f"  at ingest   {self.dead_letters:,} dead letters of {self.dead_letter_topic} "
+                f"stored as rejected ({at_ingest})"
+            )
         lines += [f"  skipped     {name}: {why}" for name, why in self.skipped]
         lines += [
             f"  abandoned   run {run}: died before committing, its rows removed"
@@ -127,13 +139,34 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def _ingest(request: BatchRequest, run_id: str, planned: list, read_fn: beam.DoFn) -> int:
+def _reasons(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())) or "none"
+
+
+def _ingest(
+    request: BatchRequest,
+    run_id: str,
+    planned: list,
+    read_fn: beam.DoFn,
+    dead_letters: list[KafkaSlice],
+) -> int:
     """The ingest pipeline; returns the number of replayed copies."""
     url = request.store_url
     pipeline = beam.Pipeline(options=pipeline_options(request.beam_args))
     read = pipeline | "Read" >> ReadPlanned(planned, read_fn)
+    reads = [read[READS]]
+    if dead_letters:
+        letters = pipeline | "ReadDeadLetters" >> ReadPlanned(dead_letters, ReadKafkaSliceFn())
+        reads.append(letters[READS])
+        (
+            letters.lines
+            | "DeadLetterRows" >> beam.ParDo(DeadLetterRowsFn())
+            | "KeepIngestRejects"
+            >> WriteToStore(url, "rejected_events", DEAD_LETTER_COLUMNS, run_id)
+        )
     (
-        read[READS]
+        reads
+        | "AllReads" >> beam.Flatten()
         | "SourceRows" >> beam.Map(dataclasses.asdict)
         | "RecordSources"
         >> WriteToStore(
@@ -329,16 +362,20 @@ def _finish_facts(store: Store, run_id: str) -> None:
 
 def _summarize(store: Store, summary: RunSummary) -> None:
     run = quote(summary.run_id)
-    summary.read = int(
-        store.rows(f"SELECT sum(records) FROM run_sources WHERE run_id = {run}")[0][0] or 0
-    )
-    summary.rejected = {
-        reason: int(n)
-        for reason, n in store.rows(
-            "SELECT toString(reason) AS r, count() FROM rejected_events "
-            f"WHERE run_id = {run} GROUP BY r"
-        )
-    }
+    dead_letter_prefix = f"kafka:{summary.dead_letter_topic}/"
+    for source_id, records in store.rows(
+        f"SELECT source_id, records FROM run_sources WHERE run_id = {run}"
+    ):
+        if summary.dead_letter_topic and source_id.startswith(dead_letter_prefix):
+            summary.dead_letters += int(records)
+        else:
+            summary.read += int(records)
+    for stage, reason, n in store.rows(
+        "SELECT toString(stage) AS s, toString(reason) AS r, count() FROM rejected_events "
+        f"WHERE run_id = {run} GROUP BY s, r"
+    ):
+        counts = summary.rejected_at_ingest if stage == "ingest" else summary.rejected
+        counts[reason] = int(n)
     within, across = store.rows(
         "SELECT countIf(kind = 'within_run'), countIf(kind = 'across_runs') "
         f"FROM duplicate_events WHERE run_id = {run}"
@@ -363,13 +400,17 @@ def run_batch(request: BatchRequest) -> RunSummary:
     run_id = new_run_id()
     summary = RunSummary(run_id, abandoned=abandoned)
     planned, read_fn, slices = _plan(request, ledger, summary)
+    dead_letters = [s for s in slices if s.topic != request.topic and s.end > s.start]
+    planned = [s for s in planned if s not in dead_letters]
+    if request.kafka:
+        summary.dead_letter_topic = request.rejected_topic
     ledger.start(
         run_id, "kafka" if request.kafka else "files", request.group if request.kafka else ""
     )
     try:
-        if planned:
-            log.info("run %s: reading %d source(s)", run_id, len(planned))
-            summary.replayed = _ingest(request, run_id, planned, read_fn)
+        if planned or dead_letters:
+            log.info("run %s: reading %d source(s)", run_id, len(planned) + len(dead_letters))
+            summary.replayed = _ingest(request, run_id, planned, read_fn, dead_letters)
             partitions = plan_facts(store, run_id)
             log.info("run %s: recomputing facts in %d partition(s)", run_id, len(partitions))
             if partitions:
@@ -382,12 +423,18 @@ def run_batch(request: BatchRequest) -> RunSummary:
                 f"counts do not add up: read {summary.read} != rejected + duplicates + replayed "
                 f"+ kept = {removed + summary.kept}"
             )
+        at_ingest = sum(summary.rejected_at_ingest.values())
+        if summary.dead_letters != at_ingest:
+            raise RunFailed(
+                f"counts do not add up: {summary.dead_letters} dead letters read != "
+                f"{at_ingest} stored as rejected at ingest"
+            )
         ledger.commit(
             run_id,
             RunCounts(
-                summary.read,
+                summary.read + summary.dead_letters,
                 summary.replayed,
-                sum(summary.rejected.values()),
+                sum(summary.rejected.values()) + at_ingest,
                 summary.duplicates,
                 summary.kept,
                 Ledger.combined_checksum(_reads(store, run_id)),
@@ -413,13 +460,19 @@ def _reads(store: Store, run_id: str) -> list[SourceRead]:
 def _plan(
     request: BatchRequest, ledger: Ledger, summary: RunSummary
 ) -> tuple[list, beam.DoFn, list[KafkaSlice]]:
-    """What this run reads: files not read whole before, or the Kafka slices due."""
+    """What this run reads: files not read whole before, or the Kafka slices due (of
+    the events topic and of the dead-letter topic: the last list holds both)."""
     if request.kafka:
         # Imported here: a file run need not load librdkafka (45 ms of CPU).
         from pressmeter.pipelines import kafka_slices
 
         stored_next = ledger.kafka_next_offsets(request.topic, request.group)
         slices = kafka_slices.plan_slices(request.kafka, request.topic, request.group, stored_next)
+        if request.rejected_topic:
+            stored_next = ledger.kafka_next_offsets(request.rejected_topic, request.group)
+            slices += kafka_slices.plan_slices(
+                request.kafka, request.rejected_topic, request.group, stored_next, len(slices)
+            )
         return [s for s in slices if s.end > s.start], ReadKafkaSliceFn(), slices
     files: list[FileSource] = []
     for source in plan_files(request.inputs):

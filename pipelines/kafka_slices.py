@@ -89,13 +89,13 @@ def _partitions(consumer: Consumer, bootstrap: str, topic: str) -> list[int]:
 
 
 def plan_slices(
-    bootstrap: str, topic: str, group: str, stored_next: dict[int, int]
+    bootstrap: str, topic: str, group: str, stored_next: dict[int, int], first_index: int = 0
 ) -> list[KafkaSlice]:
     """One slice per partition, empty where there is nothing new. `stored_next` is,
     per partition, the offset after the last one a committed run of this group
     stored: ahead of Kafka's committed offset when a run died between its store
     commit and its Kafka commit. Empty slices are still committed, which repairs
-    that lag."""
+    that lag. Source indexes count from `first_index`."""
     consumer = _consumer(bootstrap, group)
     try:
         partitions = _partitions(consumer, bootstrap, topic)
@@ -113,7 +113,7 @@ def plan_slices(
                 f"at {bootstrap}: {exc.args[0]}"
             ) from exc
         slices = []
-        for index, (part, (begin, end)) in enumerate(zip(committed, marks)):
+        for index, (part, (begin, end)) in enumerate(zip(committed, marks), first_index):
             start = max(
                 part.offset if part.offset != OFFSET_INVALID else begin,
                 stored_next.get(part.partition, 0),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import logging
 import sys
@@ -46,6 +47,8 @@ def pipeline_batch(args: argparse.Namespace, settings: Settings, rest: list[str]
         group=args.group or settings.group,
         beam_args=rest,
     )
+    if args.rejected_topic is not None:
+        request = dataclasses.replace(request, rejected_topic=args.rejected_topic)
     summary = run_batch(request)
     print(summary.render())
     return 0
@@ -69,6 +72,25 @@ def metrics_export(args: argparse.Namespace, settings: Settings, rest: list[str]
         log.info("wrote %d rows to %s", count, args.out)
     else:
         write_csv(rows, sys.stdout)
+    return 0
+
+
+def rejects(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter.rejects import reject_counts, render_table, write_csv
+    from pressmeter.store import open_store
+
+    _no_extra(rest)
+    rows = reject_counts(
+        open_store(args.store or settings.store),
+        settings.zone,
+        args.from_date,
+        args.to_date,
+        args.site,
+    )
+    if args.format == "csv":
+        write_csv(rows, sys.stdout)
+    else:
+        print(render_table(rows))
     return 0
 
 
@@ -159,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("--topic", help="default pm.events.v1 (PM_TOPIC)")
     batch.add_argument("--group", help="consumer group, default pressmeter-batch (PM_GROUP)")
+    batch.add_argument(
+        "--rejected-topic",
+        metavar="TOPIC",
+        help="the ingest service's dead letters, read with --kafka into the rejected "
+        "events (stage 'ingest'); default pm.events.rejected.v1, '' for none",
+    )
     _store_option(batch)
     batch.set_defaults(handler=pipeline_batch)
 
@@ -186,6 +214,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     _store_option(export)
     export.set_defaults(handler=metrics_export)
+
+    refused = commands.add_parser(
+        "rejects",
+        help="refused events by day, stage, site and reason",
+        description="Count the events refused at ingest (the ingest service's dead letters) "
+        "and by the pipeline, of committed runs, per local day, stage, site and reason. A "
+        "day is the day the event was refused (the pipeline's: its run's).",
+    )
+    refused.add_argument(
+        "--from", dest="from_date", type=_date, metavar="DATE", help="first day (YYYY-MM-DD)"
+    )
+    refused.add_argument(
+        "--to", dest="to_date", type=_date, metavar="DATE", help="last day, inclusive"
+    )
+    refused.add_argument("--site", metavar="ID", help="one site only")
+    refused.add_argument("--format", choices=["table", "csv"], default="table")
+    _store_option(refused)
+    refused.set_defaults(handler=rejects)
 
     rank = commands.add_parser(
         "ranking",

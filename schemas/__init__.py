@@ -15,6 +15,7 @@ from typing import Any
 __all__ = [
     "EVENT_SCHEMA",
     "OUTLET_REGISTRY_SCHEMA",
+    "REJECTED_EVENT_SCHEMA",
     "bot_patterns",
     "clickhouse_migrations",
     "load_schema",
@@ -22,6 +23,7 @@ __all__ = [
 
 EVENT_SCHEMA = "vn.pressmeter/event/jsonschema/1-0-0"
 OUTLET_REGISTRY_SCHEMA = "vn.pressmeter/outlet_registry/jsonschema/1-0-0"
+REJECTED_EVENT_SCHEMA = "vn.pressmeter/rejected_event/jsonschema/1-0-0"
 
 
 def _files() -> Any:

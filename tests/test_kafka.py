@@ -12,8 +12,10 @@ import contextlib
 import csv
 import hashlib
 import io
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +24,24 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from support import ZONE, cli, empty_store, event, fresh_store, kafka_bootstrap, one_error_line
+from support import (
+    ZONE,
+    cli,
+    empty_store,
+    event,
+    fresh_store,
+    kafka_bootstrap,
+    local_ms,
+    one_error_line,
+)
 
+from pressmeter.calendar import LocalCalendar, day_to_date
 from pressmeter.errors import InputError
 from pressmeter.metrics import EXPORT_COLUMNS, metric_rows, write_csv
 from pressmeter.pipelines import facts, kafka_slices
 from pressmeter.pipelines.batch import BatchRequest, RunSummary, run_batch
 from pressmeter.pipelines.sources import KafkaSlice
+from pressmeter.rejects import reject_counts
 from pressmeter.store import close_stores, open_store, quote
 
 pytestmark = pytest.mark.kafka
@@ -112,8 +125,7 @@ AFTER_ALL = {
 # ------------------------------------------------------------------ helpers
 
 
-@pytest.fixture
-def topic() -> Iterator[str]:
+def _fresh_topic() -> Iterator[str]:
     """A fresh 3-partition topic (the broker does not create topics itself)."""
     name = f"pmtest.{uuid.uuid4().hex[:12]}"
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap(), client_id="pmtest-admin")
@@ -124,6 +136,10 @@ def topic() -> Iterator[str]:
         with contextlib.suppress(Exception):
             admin.delete_topics([name])
         admin.close()
+
+
+topic = pytest.fixture(_fresh_topic)
+dead_letter_topic = pytest.fixture(_fresh_topic)
 
 
 @pytest.fixture
@@ -197,10 +213,18 @@ def offsets(topic: str, group: str) -> tuple[dict[int, int], dict[int, int | Non
 NOTHING_COMMITTED = dict.fromkeys(range(PARTITIONS))
 
 
-def run(store_url: str, topic: str, group: str) -> RunSummary:
+def run(store_url: str, topic: str, group: str, dead_letters: str = "") -> RunSummary:
+    """A run of `topic` and of the dead-letter topic `dead_letters` (none if "")."""
     close_stores()  # chDB: one store per process at a time
     summary = run_batch(
-        BatchRequest(store_url, ZONE, kafka=kafka_bootstrap(), topic=topic, group=group)
+        BatchRequest(
+            store_url,
+            ZONE,
+            kafka=kafka_bootstrap(),
+            topic=topic,
+            rejected_topic=dead_letters,
+            group=group,
+        )
     )
     assert_counts_add_up(summary)
     return summary
@@ -624,7 +648,8 @@ def test_a_corrupt_batch_is_an_error_naming_its_offset(
         # WARNING: the run's INFO progress lines would come before the error line.
         result = cli(
             "--log-level", "WARNING", "pipeline", "batch", "--kafka", kafka_bootstrap(),
-            "--topic", topic, "--group", group, "--store", store, cwd=tmp_path,
+            "--topic", topic, "--rejected-topic", "", "--group", group, "--store", store,
+            cwd=tmp_path,
         )  # fmt: skip
         line = one_error_line(result)
         assert line.startswith(
@@ -652,3 +677,102 @@ def test_a_broker_gone_while_reading_is_a_clear_error(
     assert str(failure.value).startswith(
         f"cannot read Kafka topic {topic} partition 2 at offset 7 (slice 7..11 of 127.0.0.1:1): "
     )
+
+
+# ------------------------------------------------------------------ the ingest's dead letters
+
+
+def _dead_letter(reason: str, site: str, at: str, **fields: Any) -> dict[str, Any]:
+    """A dead letter as collectors/ingest/steps.py writes it."""
+    letter = {
+        "reason": reason,
+        "detail": f"refused: {reason}",
+        "site_id": site,
+        "received_at": local_ms(at),
+        "raw": '{"type": "page_view"}',
+    }
+    return letter | fields
+
+
+def _dead_letters() -> list[Record]:
+    """(site key, value), as the ingest service keys them: 5 well-formed dead letters,
+    5 malformed ones (each stored with the reason it breaks)."""
+    missing_detail = _dead_letter("not_json", "tv1.vn", f"{DAY1} 10:00")
+    del missing_detail["detail"]
+    letters = [
+        _dead_letter("not_json", "news1.vn", f"{DAY1} 09:00", raw="{bad"),
+        _dead_letter("invalid_value", "news1.vn", f"{DAY1} 23:59"),
+        _dead_letter("invalid_value", "news1.vn", f"{DAY1} 00:00"),
+        _dead_letter("personal_data", "tv1.vn", f"{DAY2} 00:01"),  # 17:01 UTC the day before
+        _dead_letter("ts_out_of_window", "tv1.vn", f"{DAY2} 12:00"),
+        missing_detail,
+        _dead_letter("lost", "news1.vn", f"{DAY1} 10:00"),  # not a reason
+        _dead_letter("not_json", "news1.vn", f"{DAY1} 10:00", received_at="yesterday"),
+    ]
+    return [
+        *((letter["site_id"], orjson.dumps(letter).decode()) for letter in letters),
+        ("news1.vn", "{not json"),
+        ("news1.vn", "[1, 2]"),
+    ]
+
+
+def test_dead_letters_are_stored_as_rejected_at_ingest(
+    store_url: str, topic: str, dead_letter_topic: str, group: str, tmp_path: Path
+) -> None:
+    produce(topic, _first_records())
+    produce(dead_letter_topic, _dead_letters())
+    end, _ = offsets(dead_letter_topic, group)
+    assert sum(end.values()) == 10
+
+    s = run(store_url, topic, group, dead_letter_topic)
+    assert counts(s) == FIRST_COUNTS  # the events, as without dead letters
+    assert s.dead_letters == 10
+    assert s.rejected_at_ingest == {
+        "not_json": 2,  # one well-formed, one not JSON at all
+        "invalid_value": 3,  # two well-formed, one with a reason outside the set
+        "personal_data": 1,
+        "ts_out_of_window": 1,
+        "not_object": 1,
+        "missing_field": 1,
+        "wrong_type": 1,
+    }
+    assert "at ingest   10 dead letters" in s.render()
+    assert offsets(dead_letter_topic, group) == (end, end)
+    assert_export(store_url, AFTER_FIRST)  # dead letters count nowhere else
+
+    again = run(store_url, topic, group, dead_letter_topic)
+    assert (again.read, again.dead_letters, again.rejected_at_ingest) == (0, 0, {})
+
+    today = day_to_date(LocalCalendar(ZONE).day(int(time.time() * 1000)))
+    close_stores()
+    got = [tuple(r) for r in reject_counts(open_store(store_url), ZONE)]
+    assert got == sorted(
+        [
+            (date.fromisoformat(DAY1), "ingest", "news1.vn", "invalid_value", 2),
+            (date.fromisoformat(DAY1), "ingest", "news1.vn", "not_json", 1),
+            (date.fromisoformat(DAY2), "ingest", "tv1.vn", "personal_data", 1),
+            (date.fromisoformat(DAY2), "ingest", "tv1.vn", "ts_out_of_window", 1),
+            # Malformed: counted on the day of the run that stored them.
+            (today, "ingest", "", "not_json", 1),
+            (today, "ingest", "", "not_object", 1),
+            (today, "ingest", "news1.vn", "invalid_value", 1),
+            (today, "ingest", "news1.vn", "wrong_type", 1),
+            (today, "ingest", "tv1.vn", "missing_field", 1),
+            (today, "pipeline", "news1.vn", "missing_field", 1),
+            (today, "pipeline", "", "not_json", 1),
+        ]
+    )
+
+    close_stores()
+    tv_days = cli(
+        "rejects", "--format", "csv", "--from", DAY1, "--to", DAY2, "--site", "tv1.vn",
+        "--store", store_url, cwd=tmp_path,
+    )  # fmt: skip
+    assert tv_days.returncode == 0, tv_days.stderr
+    assert tv_days.stdout == (
+        "day,stage,site_id,reason,rejected\n"
+        f"{DAY2},ingest,tv1.vn,personal_data,1\n"
+        f"{DAY2},ingest,tv1.vn,ts_out_of_window,1\n"
+    )
+    table = cli("rejects", "--to", DAY1, "--store", store_url, cwd=tmp_path)
+    assert table.stdout.splitlines()[-1] == "total 3 rejected in 2 rows"
