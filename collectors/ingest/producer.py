@@ -1,10 +1,10 @@
 """The Kafka producer: confluent-kafka (librdkafka) with acks=all and
 idempotence, and an asyncio face.
 
-Why not kafka-python, the project's Kafka client elsewhere: measured on this
+Why not kafka-python, the client of the project's tests and tooling: measured on this
 machine it produces about 14,000 messages/s on one core, below the ingest
-target; librdkafka does the batching and the network in C threads. kafka-python
-stays for the pipeline's consumers and the tests.
+target; librdkafka does the batching and the network in C threads, as it does
+for the batch pipeline's consumer (pipelines/kafka_slices.py).
 
 A `Ticket` is one request's messages: it resolves when Kafka acknowledged all
 of them (acks=all) or one failed. Delivery reports are served by a poller
