@@ -742,13 +742,17 @@ def test_dead_letters_are_stored_as_rejected_at_ingest(
 
     again = run(store_url, topic, group, dead_letter_topic)
     assert (again.read, again.dead_letters, again.rejected_at_ingest) == (0, 0, {})
+    # Dead letters alone: a run with no new event still loads them.
+    produce(dead_letter_topic, [_dead_letters()[1]])
+    only = run(store_url, topic, group, dead_letter_topic)
+    assert (only.read, only.dead_letters, only.rejected_at_ingest) == (0, 1, {"invalid_value": 1})
 
     today = day_to_date(LocalCalendar(ZONE).day(int(time.time() * 1000)))
     close_stores()
     got = [tuple(r) for r in reject_counts(open_store(store_url), ZONE)]
     assert got == sorted(
         [
-            (date.fromisoformat(DAY1), "ingest", "news1.vn", "invalid_value", 2),
+            (date.fromisoformat(DAY1), "ingest", "news1.vn", "invalid_value", 3),
             (date.fromisoformat(DAY1), "ingest", "news1.vn", "not_json", 1),
             (date.fromisoformat(DAY2), "ingest", "tv1.vn", "personal_data", 1),
             (date.fromisoformat(DAY2), "ingest", "tv1.vn", "ts_out_of_window", 1),
@@ -775,4 +779,4 @@ def test_dead_letters_are_stored_as_rejected_at_ingest(
         f"{DAY2},ingest,tv1.vn,ts_out_of_window,1\n"
     )
     table = cli("rejects", "--to", DAY1, "--store", store_url, cwd=tmp_path)
-    assert table.stdout.splitlines()[-1] == "total 3 rejected in 2 rows"
+    assert table.stdout.splitlines()[-1] == "total 4 rejected in 2 rows"
