@@ -62,12 +62,21 @@ def test_http_to_kafka_to_batch_pipeline_metrics(make_ingest, tmp_path: Path):
         ingest.topics.bootstrap,
         "--topic",
         ingest.topics.events,
+        "--rejected-topic",
+        ingest.topics.rejected,
         "--group",
         f"g-{u}",
         "--store",
         store,
     )
     assert "read        6 records" in summary
+    # The click the service refused is its dead letter, stored as rejected at ingest.
+    assert f"at ingest   1 dead letters of {ingest.topics.rejected} stored as rejected" in summary
+    refused = _run("rejects", "--format", "csv", "--store", store).splitlines()
+    assert refused == [
+        "day,stage,site_id,reason,rejected",
+        f"{day},ingest,news1.vn,invalid_value,1",
+    ]
     rows = list(csv.DictReader(io.StringIO(_run("metrics", "export", "--store", store))))
     row = {r["site_id"]: r for r in rows if r["period"] == day}["news1.vn"]
     assert int(row["pageviews"]) == 3
