@@ -28,8 +28,12 @@ def pressmeter(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
-        ([], ["pipeline", "metrics", "ranking", "simulate"]),
-        (["pipeline", "batch"], ["--input", "--kafka", "--topic", "--group", "--store"]),
+        ([], ["pipeline", "metrics", "ranking", "rejects", "simulate"]),
+        (
+            ["pipeline", "batch"],
+            ["--input", "--kafka", "--topic", "--rejected-topic", "--group", "--store"],
+        ),
+        (["rejects"], ["--from", "--to", "--site", "--format", "--store"]),
         (["metrics", "export"], ["--grain", "--from", "--to", "--site", "--out"]),
         (["ranking"], ["--month", "--outlets", "--top"]),
         (["simulate"], ["--outlets", "--days", "--start", "--out"]),

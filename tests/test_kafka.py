@@ -780,3 +780,16 @@ def test_dead_letters_are_stored_as_rejected_at_ingest(
     )
     table = cli("rejects", "--to", DAY1, "--store", store_url, cwd=tmp_path)
     assert table.stdout.splitlines()[-1] == "total 4 rejected in 2 rows"
+
+
+def test_a_missing_dead_letter_topic_is_one_clear_error(topic: str, tmp_path: Path) -> None:
+    store = f"chdb:{tmp_path / 'store'}"
+    missing = f"pmtest.missing.{uuid.uuid4().hex[:12]}"
+    result = cli(
+        "pipeline", "batch", "--kafka", kafka_bootstrap(), "--topic", topic,
+        "--rejected-topic", missing, "--store", store, cwd=tmp_path,
+    )  # fmt: skip
+    assert one_error_line(result) == (
+        f"pressmeter: error: Kafka topic {missing} does not exist at {kafka_bootstrap()}"
+    )
+    _no_run_recorded(store)
