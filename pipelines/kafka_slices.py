@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -37,8 +36,6 @@ from pressmeter.errors import InputError
 from pressmeter.pipelines.sources import KafkaSlice
 
 __all__ = ["SliceReader", "commit_offsets", "plan_slices"]
-
-log = logging.getLogger(__name__)
 
 _TIMEOUT_S = 10.0
 # How long a read may see nothing before it gives up: librdkafka retries by itself.
