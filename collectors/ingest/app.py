@@ -329,7 +329,11 @@ def build_app(config: IngestConfig, worker: int = 0, workers: int = 1) -> web.Ap
             config.spool.segment_bytes,
         )
         service.sink = DurableSink(
-            sender, spool, config.kafka.ack_timeout_ms / 1000, service.metrics
+            sender,
+            spool,
+            config.kafka.ack_timeout_ms / 1000,
+            service.metrics,
+            config.spool.replay_window,
         )
         service.sink.start()
 

@@ -47,6 +47,7 @@ class SpoolConfig:
     dir: str = "pressmeter-ingest"
     max_bytes: int = 256 << 20
     segment_bytes: int = 16 << 20
+    replay_window: int = 2000
 
 
 @dataclass(frozen=True)
@@ -158,4 +159,6 @@ def load_config(path: str | Path) -> IngestConfig:
         raise ConfigError(f"{path}: [server] workers must be at least 1")
     if config.spool.max_bytes < config.spool.segment_bytes:
         raise ConfigError(f"{path}: [spool] max_bytes must be at least segment_bytes")
+    if config.spool.replay_window < 1:
+        raise ConfigError(f"{path}: [spool] replay_window must be at least 1")
     return config

@@ -10,13 +10,19 @@ Two modes:
 - spooling: write each request to the spool and answer at once; a replayer
   hands spooled batches to the producer in spool order, and marks them done as
   Kafka acknowledges them. When nothing is left unacknowledged, back to direct.
+  Kafka known to be down (`KafkaSender.brokers_down`) means spooling at once,
+  without waiting `ack_timeout` first.
 
 New requests keep going to the spool while older spooled ones wait, so events
 reach Kafka in the order they were answered. After a crash, the batches the
-spool holds undone are handed over again: the only ones that can be doubled are
-those Kafka acknowledged in the instant before the crash, between the
-acknowledgement and its .done mark (see `spool.py`); the pipeline's dedup on
-(site_id, event_id) absorbs them.
+spool holds undone are handed over again, and those are the only copies a
+crash can make: the spooled batches that were in the producer, handed over but
+not yet marked done. The replayer keeps that *in-flight window* small: it hands
+over a batch only while the spooled messages in the producer number fewer than
+`replay_window` (a batch is never split). So a crash during replay re-sends at
+most `replay_window` messages, plus the direct requests that were spooled when
+their acknowledgement was late (those in flight when Kafka went away). The
+pipeline's dedup on (site_id, event_id) absorbs the copies.
 """
 
 from __future__ import annotations
@@ -45,12 +51,21 @@ class DurableSink:
     """The one place that decides where a request's messages become durable."""
 
     def __init__(
-        self, sender: KafkaSender, spool: Spool, ack_timeout_s: float, metrics: Metrics
+        self,
+        sender: KafkaSender,
+        spool: Spool,
+        ack_timeout_s: float,
+        metrics: Metrics,
+        replay_window: int,
     ) -> None:
         self.sender = sender
         self.spool = spool
         self.ack_timeout_s = ack_timeout_s
         self.metrics = metrics
+        self.replay_window = replay_window
+        # Messages of spooled batches in the producer, not yet marked done.
+        self.in_flight = 0
+        self._window_open = asyncio.Event()
         # Spooled batches not yet handed to the producer, oldest first.
         self._unsent: deque[BatchRef] = deque(spool.recovered)
         self.spooling = bool(self._unsent)
@@ -85,7 +100,7 @@ class DurableSink:
                 log.warning("kafka: no acknowledgement in %.1f s: spooling", self.ack_timeout_s)
             self.spooling = True
             ref = await self.spool.append(messages)
-            self._follow(ticket, ref)
+            self._follow(ticket, ref, len(messages))
             self.metrics.spooled.inc(len(messages))
             return Where.SPOOL
         self.spooling = True
@@ -95,11 +110,14 @@ class DurableSink:
         self.metrics.spooled.inc(len(messages))
         return Where.SPOOL
 
-    def _follow(self, ticket: Ticket, ref: BatchRef) -> None:
-        """Mark `ref` done when the producer's copy is acknowledged; send it again
-        from the spool if that copy failed."""
+    def _follow(self, ticket: Ticket, ref: BatchRef, count: int) -> None:
+        """Mark `ref` (of `count` messages) done when the producer's copy is
+        acknowledged; send it again from the spool if that copy failed."""
+        self.in_flight += count
 
         def done(t: Ticket) -> None:
+            self.in_flight -= count
+            self._window_open.set()
             if t.error is None:
                 self.spool.mark_done(ref)
                 self._maybe_direct()
@@ -125,10 +143,13 @@ class DurableSink:
             while self._unsent:
                 ref = self._unsent[0]
                 messages = self.spool.read(ref)
+                while self.in_flight and self.in_flight + len(messages) > self.replay_window:
+                    self._window_open.clear()
+                    await self._window_open.wait()
                 while not self.sender.has_room(len(messages)):
                     await asyncio.sleep(0.05)
                 self._unsent.popleft()
-                self._follow(self.sender.send(messages), ref)
+                self._follow(self.sender.send(messages), ref, len(messages))
                 await asyncio.sleep(0)
             self._maybe_direct()
 

@@ -12,6 +12,14 @@ thread and handed to the loop with `call_soon_threadsafe`, one hand-over per
 ticket, not per message. `message.timeout.ms` is 0 (never give up): with
 idempotence, librdkafka retries a message until the broker has it exactly once,
 however long Kafka is away, so a message handed over is never doubled by us.
+
+Whether Kafka is reachable (`brokers_down`, what /healthz reports and what
+sends a request straight to the spool) follows librdkafka's own view of its
+broker connections: down at once on its "all brokers down" error, and then,
+every `HEALTH_INTERVAL_MS`, from its statistics: up while a broker connection
+is in state UP, down otherwise. A broker that stops (or dies: the kernel closes
+its sockets) is thus reported down within about one interval, and up again
+within one interval of librdkafka reconnecting, with or without traffic.
 """
 
 from __future__ import annotations
@@ -23,13 +31,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from confluent_kafka import KafkaError, Producer
 
 from pressmeter.collectors.ingest.spool import Message
 
-__all__ = ["KafkaSender", "Ticket"]
+__all__ = ["HEALTH_INTERVAL_MS", "KafkaSender", "Ticket"]
 
 log = logging.getLogger(__name__)
+HEALTH_INTERVAL_MS = 1000  # librdkafka statistics: how often the broker states are read
+# Errors that only say a broker connection failed: the state change is logged once.
+_CONNECTION_ERRORS = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT)
 
 
 class Ticket:
@@ -99,6 +111,8 @@ class KafkaSender:
             "partitioner": "murmur2_random",  # the Java client's: same key, same partition
             "reconnect.backoff.max.ms": 1000,
             "error_cb": self._on_error,
+            "statistics.interval.ms": HEALTH_INTERVAL_MS,
+            "stats_cb": self._on_stats,
             "log_level": 3,
         }
         config.update(extra or {})
@@ -107,18 +121,28 @@ class KafkaSender:
         self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._poller.start()
 
+    # The callbacks below run on the poller thread, inside `poll()`.
+
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
-            self.brokers_down = True
+            self._set_down(True)
         elif err.fatal():
             log.error("kafka producer: fatal error: %s", err)
-        else:
+        elif err.code() not in _CONNECTION_ERRORS:
             log.warning("kafka producer: %s", err)
+
+    def _on_stats(self, text: str) -> None:
+        brokers = orjson.loads(text).get("brokers", {}).values()
+        self._set_down(not any(broker.get("state") == "UP" for broker in brokers))
+
+    def _set_down(self, down: bool) -> None:
+        if down != self.brokers_down:
+            log.warning("kafka: %s", "no broker reachable" if down else "a broker is back")
+        self.brokers_down = down
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            if self._producer.poll(0.05) > 0:
-                self.brokers_down = False
+            self._producer.poll(0.05)
 
     def has_room(self, count: int) -> bool:
         return len(self._producer) + count <= self.max_in_producer

@@ -9,6 +9,7 @@ import base64
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -89,12 +90,15 @@ class PrivateKafka:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
+                # The port first: an admin client's own reconnect backoff grows to
+                # tens of seconds while nothing listens.
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
                 admin.list_topics()
                 admin.close()
                 return
             except (KafkaError, OSError, ValueError):
-                time.sleep(0.5)
+                time.sleep(0.2)
         raise AssertionError(f"private Kafka did not start in {timeout} s")
 
     def stop(self) -> None:
