@@ -34,6 +34,7 @@ from pressmeter.collectors.ingest.producer import KafkaSender
 from pressmeter.collectors.ingest.ratelimit import RateLimiter
 from pressmeter.collectors.ingest.reasons import Refused, RequestRefusal
 from pressmeter.collectors.ingest.registry import Outlet, Registry, load_registry
+from pressmeter.collectors.ingest.scrub import connection_addresses
 from pressmeter.collectors.ingest.spool import Spool, SpoolFull
 from pressmeter.collectors.ingest.steps import Client, EventSteps, Outcome
 from pressmeter.events import event_validator
@@ -73,6 +74,10 @@ class Service:
             if address is not None and any(address in net for net in self.trusted):
                 return forwarded.split(",")[-1].strip()
         return peer
+
+    def client(self, request: web.Request, ip: str | None, signed: bool) -> Client:
+        seen = connection_addresses(request.remote, request.headers.get("X-Forwarded-For"))
+        return Client(ip, request.headers.get("User-Agent", ""), signed, seen)
 
     def outlet(self, site_id: Any) -> Outlet:
         outlet = self.registry.get(site_id) if isinstance(site_id, str) else None
@@ -158,7 +163,7 @@ class Service:
                     RequestRefusal.TOO_MANY_EVENTS,
                     f"{len(items)} events in one request (at most {self.config.server.max_events})",
                 )
-            client = Client(ip=ip, ua=request.headers.get("User-Agent", ""), signed=signed)
+            client = self.client(request, ip, signed)
             outcome, where = await self.deliver(outlet.site_id, client, items)
         except Refused as refused:
             return self.refusal(refused, cors)
@@ -200,7 +205,7 @@ class Service:
             event: dict[str, Any] = {k: v for k, v in query.items() if k not in _PIXEL_AUTH}
             event["site_id"] = outlet.site_id
             _read_integers(event)
-            client = Client(ip=ip, ua=request.headers.get("User-Agent", ""), signed=False)
+            client = self.client(request, ip, signed=False)
             outcome, _ = await self.deliver(outlet.site_id, client, [event])
         except Refused as refused:
             return self.refusal(refused)

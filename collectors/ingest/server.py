@@ -24,6 +24,7 @@ import sys
 import time
 
 from pressmeter.collectors.ingest.config import IngestConfig
+from pressmeter.collectors.ingest.scrub import LogScrub
 
 __all__ = ["serve"]
 
@@ -54,6 +55,8 @@ def _worker(config: IngestConfig, index: int, log_level: str) -> None:
         format=f"%(asctime)s %(levelname)s worker-{index} %(name)s: %(message)s",
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # never log addresses
+    for handler in logging.getLogger().handlers:  # nor let aiohttp write the peer on a 500
+        handler.addFilter(LogScrub(keep=("pressmeter.collectors.ingest.producer",)))
     from aiohttp import web
 
     from pressmeter.collectors.ingest.app import build_app

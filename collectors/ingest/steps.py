@@ -5,51 +5,48 @@
     → validate (the pipeline's own `EventValidator`) → message
 
 The client's address is used by the `put_*` steps and goes no further: it is
-never in a message (where an accepted event's own text contains it, say in a
-URL, it is replaced by `[ip]`), and a refused event's `raw` is the client's event with the
-`ip` field removed and anything shaped like an address replaced by `[ip]`.
+never in a message, key or value. Where an accepted event holds one of the
+request's addresses (its peer, its X-Forwarded-For addresses, a signed event's
+`ip`) in any spelling (`scrub.AddressScrub`: a device_id `box-81.23.99.1`, a
+URL, an integer or hex form), it is replaced by `[ip]`, in the Kafka key too,
+and the event is checked again as it will be written. A refused event's `raw`
+is the client's event with the `ip` field removed, those addresses and
+anything shaped like an address replaced by `[ip]`.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from pressmeter.collectors.ingest.enrich import (
+    IpAddress,
     IpClassifier,
     ProvinceTable,
     SaltStore,
     device_type,
     parse_ip,
 )
+from pressmeter.collectors.ingest.scrub import AddressScrub, scrub_shapes
 from pressmeter.collectors.ingest.spool import Message
 from pressmeter.events import EventValidator, Invalid, RejectReason
 from pressmeter.jsontext import encode
 
-__all__ = ["Client", "EventSteps", "Outcome", "scrub"]
-
-_IPV4 = r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])"
-_IPV6 = r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"
-_ADDRESS = re.compile(f"{_IPV4}|{_IPV6}")
-
-
-def scrub(text: str, ip: str | None) -> str:
-    """`text` with the client address, and anything shaped like an address, as [ip]."""
-    if ip:
-        text = text.replace(ip, "[ip]")
-    return _ADDRESS.sub("[ip]", text)
+__all__ = ["Client", "EventSteps", "Outcome"]
 
 
 @dataclass(frozen=True)
 class Client:
-    """Who sent the request. `ip` lives only as long as the request."""
+    """Who sent the request. `ip` (the address enrichment uses) and `seen` (every
+    address of the connection: peer and X-Forwarded-For) live only as long as
+    the request."""
 
     ip: str | None
     ua: str
     signed: bool
+    seen: tuple[IpAddress, ...] = ()
 
 
 @dataclass
@@ -96,9 +93,21 @@ class EventSteps:
             cache[ip] = place
         return place
 
+    def _scrub(
+        self, client: Client, ip: str | None, cache: dict[str | None, AddressScrub]
+    ) -> AddressScrub:
+        """What forgets the connection's addresses and the event's own `ip`."""
+        scrub = cache.get(ip)
+        if scrub is None:
+            address = parse_ip(ip) if ip else None
+            scrub = AddressScrub((*client.seen, address) if address else client.seen)
+            cache[ip] = scrub
+        return scrub
+
     def run(self, site_id: str, client: Client, items: list[Any], now_ms: int) -> Outcome:
         outcome = Outcome()
         places: dict[str | None, _Place] = {}
+        scrubs: dict[str | None, AddressScrub] = {}
         now_s = now_ms / 1000
         site_key = site_id.encode() + b"/"
         for index, item in enumerate(items):
@@ -107,18 +116,20 @@ class EventSteps:
                 problem = Invalid(
                     RejectReason.NOT_OBJECT, f"a JSON {type(item).__name__}, not an object"
                 )
-                self._reject(outcome, index, problem, site_id, item, client.ip, now_ms)
+                scrub = self._scrub(client, client.ip, scrubs)
+                self._reject(outcome, index, problem, site_id, item, scrub, now_ms)
                 continue
             # take_ip: a signed collector forwards its user's address; a browser cannot claim one
             claimed = item.pop("ip", None)
             ip = (claimed if type(claimed) is str else None) if client.signed else client.ip
+            scrub = self._scrub(client, ip, scrubs)
             event = item.copy()
             # put_site
             if event.setdefault("site_id", site_id) != site_id:
                 problem = Invalid(
                     RejectReason.INVALID_VALUE, f"site_id is not the authenticated site {site_id}"
                 )
-                self._reject(outcome, index, problem, site_id, item, ip, now_ms)
+                self._reject(outcome, index, problem, site_id, item, scrub, now_ms)
                 continue
             # put_received_at
             event["received_at"] = now_ms
@@ -140,12 +151,14 @@ class EventSteps:
             if "device_id" not in event and ip and type(ua) is str:
                 event["device_id"] = self.salts.device_id(site_id, ip, ua, now_s)
             problem = self.validator.validate(event)
+            value = b"" if problem else encode(event)  # integers of any size, as read
+            if value and scrub.found(value):  # e.g. a URL or a device_id naming the address
+                event = scrub.value(event)
+                problem = self.validator.validate(event)
+                value = b"" if problem else encode(event)
             if problem is not None:
-                self._reject(outcome, index, problem, site_id, item, ip, now_ms)
+                self._reject(outcome, index, problem, site_id, item, scrub, now_ms)
                 continue
-            value = encode(event)  # integers of any size, as read
-            if ip and ip.encode() in value:  # e.g. a URL naming the address: not kept either
-                value = value.replace(ip.encode(), b"[ip]")
             outcome.messages.append((self.topic, site_key + event["device_id"].encode(), value))
             outcome.accepted += 1
         return outcome
@@ -157,15 +170,15 @@ class EventSteps:
         problem: Invalid,
         site_id: str,
         raw: Any,
-        ip: str | None,
+        scrub: AddressScrub,
         now_ms: int,
     ) -> None:
         record = {
             "reason": problem.reason.value,
-            "detail": scrub(problem.detail, ip),
+            "detail": scrub_shapes(scrub.text(problem.detail)),
             "site_id": site_id,
             "received_at": now_ms,
-            "raw": scrub(encode(raw).decode(), ip),
+            "raw": scrub_shapes(scrub.text(encode(raw).decode())),
         }
         outcome.rejected.append((index, problem))
         outcome.messages.append((self.rejected_topic, site_id.encode(), orjson.dumps(record)))
