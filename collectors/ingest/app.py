@@ -14,6 +14,7 @@ with `{"error": reason, "detail": ...}` and its status, and counted.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from dataclasses import dataclass
@@ -91,12 +92,15 @@ class Service:
         if refused.reason.status in (429, 503):
             headers["Retry-After"] = "1"
         body = orjson.dumps({"error": refused.reason.value, "detail": refused.detail})
-        return web.Response(
+        response = web.Response(
             body=body,
             status=refused.reason.status,
             content_type="application/json",
             headers=headers,
         )
+        if refused.reason is RequestRefusal.BODY_TIMEOUT:
+            response.force_close()  # the rest of a stalled body is not waited for
+        return response
 
     async def deliver(self, site_id: str, client: Client, items: list[Any]) -> tuple[Outcome, str]:
         """Steps, then make the messages durable; the count is kept."""
@@ -131,7 +135,7 @@ class Service:
             limit = self.config.server.max_body_bytes
             if (request.content_length or 0) > limit:
                 raise Refused(RequestRefusal.BODY_TOO_LARGE, f"body over {limit} bytes")
-            body = await _read_body(request, limit)
+            body = await _read_body(request, limit, self.config.server.body_timeout_s)
             signature = request.headers.get("X-PM-Signature")
             signed = signature is not None
             if signed:
@@ -241,11 +245,15 @@ def _cors(origin: str) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    """The body, decompressed as its Content-Encoding says; refused if too large or
-    not in that encoding (aiohttp would answer the latter with a 500)."""
+async def _read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
+    """The body, decompressed as its Content-Encoding says; refused if too large,
+    not in that encoding (aiohttp would answer the latter with a 500), or not
+    all sent within `timeout_s` (a stalled client must not hold the connection)."""
     try:
-        return await request.read()
+        async with asyncio.timeout(timeout_s):
+            return await request.read()
+    except TimeoutError:
+        raise Refused(RequestRefusal.BODY_TIMEOUT, f"no whole body in {timeout_s} s") from None
     except web.HTTPRequestEntityTooLarge:
         raise Refused(RequestRefusal.BODY_TOO_LARGE, f"body over {limit} bytes") from None
     except RequestPayloadError:  # e.g. Content-Encoding: gzip on a plain body

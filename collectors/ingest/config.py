@@ -25,6 +25,9 @@ class ServerConfig:
     max_events: int = 500
     trusted_proxies: list[str] = field(default_factory=list)
     shutdown_timeout_s: float = 10.0
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_client_connections: int = 64
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,10 @@ def load_config(path: str | Path) -> IngestConfig:
         raise ConfigError(f"{path}: [server] max_events must be in 1..10000")
     if config.server.workers < 1:
         raise ConfigError(f"{path}: [server] workers must be at least 1")
+    if config.server.max_client_connections < 1:
+        raise ConfigError(f"{path}: [server] max_client_connections must be at least 1")
+    if min(config.server.header_timeout_s, config.server.body_timeout_s) <= 0:
+        raise ConfigError(f"{path}: [server] header_timeout_s and body_timeout_s must be > 0")
     if config.spool.max_bytes < config.spool.segment_bytes:
         raise ConfigError(f"{path}: [spool] max_bytes must be at least segment_bytes")
     if config.spool.replay_window < 1:

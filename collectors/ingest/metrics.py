@@ -55,6 +55,7 @@ class Metrics:
         self.rejected = LabeledCounter()  # events, by RejectReason
         self.refused = LabeledCounter()  # requests, by RequestRefusal
         self.spooled = Counter()
+        self.connections_refused = Counter()  # over max_client_connections
         self.kafka_latency = Histogram()
         self.folder = folder
         self.worker = worker
@@ -68,6 +69,7 @@ class Metrics:
             "rejected": self.rejected.values,
             "refused": self.refused.values,
             "spooled": self.spooled.value,
+            "connections_refused": self.connections_refused.value,
             "latency_counts": self.kafka_latency.counts,
             "latency_sum": self.kafka_latency.sum,
         }
@@ -97,11 +99,13 @@ class Metrics:
 
     def render(self) -> str:
         """The Prometheus text of the whole service."""
-        total: dict = {"accepted": 0, "spooled": 0, "rejected": {}, "refused": {}, "sum": 0.0}
+        total: dict = {"accepted": 0, "spooled": 0, "connections_refused": 0, "sum": 0.0}
+        total.update(rejected={}, refused={})
         counts = [0] * (len(LATENCY_BUCKETS) + 1)
         for snap in self._all_snapshots():
             total["accepted"] += snap["accepted"]
             total["spooled"] += snap["spooled"]
+            total["connections_refused"] += snap.get("connections_refused", 0)
             total["sum"] += snap["latency_sum"]
             for name in ("rejected", "refused"):
                 for label, value in snap[name].items():
@@ -126,6 +130,9 @@ class Metrics:
             "# HELP pm_ingest_events_spooled_total Messages written to the local spool.",
             "# TYPE pm_ingest_events_spooled_total counter",
             f"pm_ingest_events_spooled_total {total['spooled']}",
+            "# HELP pm_ingest_connections_refused_total Connections over max_client_connections.",
+            "# TYPE pm_ingest_connections_refused_total counter",
+            f"pm_ingest_connections_refused_total {total['connections_refused']}",
             "# HELP pm_ingest_kafka_send_seconds Time from hand-over to acks=all acknowledgement.",
             "# TYPE pm_ingest_kafka_send_seconds histogram",
         ]

@@ -35,6 +35,7 @@ class RequestRefusal(StrEnum):
     RATE_LIMITED_OUTLET = "rate_limited_outlet"
     RATE_LIMITED_CLIENT = "rate_limited_client"
     SPOOL_FULL = "spool_full"
+    BODY_TIMEOUT = "body_timeout"
 
     @property
     def status(self) -> int:
@@ -58,6 +59,7 @@ _STATUS = {
     RequestRefusal.RATE_LIMITED_OUTLET: 429,
     RequestRefusal.RATE_LIMITED_CLIENT: 429,
     RequestRefusal.SPOOL_FULL: 503,
+    RequestRefusal.BODY_TIMEOUT: 408,
 }
 
 

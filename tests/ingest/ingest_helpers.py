@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -114,6 +115,7 @@ class Ingest:
     topics: Topics
     settings: dict[str, Any] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    open_files: int | None = None  # RLIMIT_NOFILE (soft and hard) of the service
 
     @property
     def url(self) -> str:
@@ -133,9 +135,13 @@ class Ingest:
             stderr=subprocess.STDOUT,
             cwd=self.folder,
             start_new_session=True,
+            preexec_fn=None if self.open_files is None else self._limit_open_files,
         )
         if wait:
             self.wait_ready()
+
+    def _limit_open_files(self) -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -3,10 +3,14 @@ HTTP and real Kafka: a service started with small token buckets and one worker
 (the configured rates are divided by the number of workers), so the expected
 answers are exact. A refused request is answered 429 with the limit's name,
 counted in /metrics, writes nothing to Kafka, and costs no tokens; once the
-bucket has refilled, requests are accepted again."""
+bucket has refilled, requests are accepted again. Slow and greedy clients
+(stalled headers and bodies, hundreds of connections from one address) are
+timed out and capped, so other clients are still answered."""
 
 from __future__ import annotations
 
+import http.client
+import socket
 import time
 import uuid
 
@@ -15,6 +19,8 @@ import pytest
 import requests
 from ingest_helpers import (
     BROWSER_UA,
+    NEWS_KEY,
+    ORIGIN,
     RESIDENTIAL_HN,
     Topics,
     browser_post,
@@ -144,3 +150,78 @@ def test_configured_rates_are_divided_among_workers(tmp_path):
     service = build_service(config, worker=1, workers=2)
     outlets, clients = service.limits.outlets, service.limits.clients
     assert (outlets.rate, outlets.burst, clients.rate, clients.burst) == (3.0, 6.0, 1.0, 4.0)
+
+
+_STALLED_BODY = (
+    b"POST /v1/events HTTP/1.1\r\nHost: x\r\nOrigin: https://news1.vn\r\n"
+    b'Content-Type: text/plain\r\nContent-Length: 10000\r\n\r\n{"site_id": "news1.vn"'
+)
+_STALLED_HEADERS = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nOrigin: https://ne"
+
+
+def _open_stalled(port: int, source: str, data: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    sock.sendall(data)
+    return sock
+
+
+def _answer(sock: socket.socket, timeout: float) -> bytes:
+    """What the service sent before closing, b"" if it closed without a word."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(4096):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    finally:
+        sock.close()
+    return data
+
+
+def _post_from(port: int, source: str, event_id: str) -> tuple[int, float]:
+    body = orjson.dumps({"site_id": "news1.vn", "key": NEWS_KEY, "events": [page_view(event_id)]})
+    started = time.monotonic()
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=10, source_address=(source, 0)
+    )
+    connection.request(
+        "POST", "/v1/events", body=body, headers={"Origin": ORIGIN, "Content-Type": "text/plain"}
+    )
+    status = connection.getresponse().status
+    connection.close()
+    return status, time.monotonic() - started
+
+
+@pytest.mark.kafka
+def test_stalled_clients_are_capped_and_timed_out_and_others_answered(make_ingest):
+    """One address opens 300 connections that stall (10 mid-headers, 290 mid-body)
+    against a worker allowed 400 open files (the limit that made 2,200 stalled
+    uploads take a service down): it keeps 20 (max_client_connections), the other
+    280 are answered 429 at once; the 10 stalled headers are closed after the
+    header timeout, the 10 stalled bodies answered 408 after the body timeout;
+    meanwhile another address gets its 5 requests answered 200 at once."""
+    ingest = make_ingest(
+        start=False,
+        server={"header_timeout_s": 2.0, "body_timeout_s": 2.0, "max_client_connections": 20},
+    )
+    ingest.open_files = 400
+    ingest.start()
+    greedy, other = "127.66.0.2", "127.66.0.3"
+    opened = time.monotonic()
+    stalled = [_open_stalled(ingest.port, greedy, _STALLED_HEADERS) for _ in range(10)]
+    stalled += [_open_stalled(ingest.port, greedy, _STALLED_BODY) for _ in range(290)]
+    valid = [_post_from(ingest.port, other, f"ok-{uuid.uuid4().hex[:8]}") for _ in range(5)]
+    answers = [_answer(sock, timeout=10) for sock in stalled]
+    took = time.monotonic() - opened
+
+    assert [status for status, _ in valid] == [200] * 5
+    assert max(seconds for _, seconds in valid) < 2.0  # not waiting for the stalled ones
+    assert answers[:10] == [b""] * 10  # headers never complete: closed without an answer
+    assert all(a.startswith(b"HTTP/1.1 408 ") and b'"body_timeout"' in a for a in answers[10:20])
+    refused = [a for a in answers[20:] if a]  # or reset before the answer was read
+    assert all(a.startswith(b"HTTP/1.1 429 ") and b"too_many_connections" in a for a in refused)
+    assert took < 10  # every stalled connection was let go within the timeouts
+    counts = metrics(ingest.url)
+    assert counts["pm_ingest_connections_refused_total"] == 280
+    assert counts['pm_ingest_requests_refused_total{reason="body_timeout"}'] == 10
