@@ -28,24 +28,17 @@ from ingest_helpers import (  # noqa: E402
     BROWSER_UA,
     NEWS_KEY,
     ORIGIN,
-    Ingest,
-    create_topics,
+    bench_service,
     delete_topics,
-    free_port,
-    kafka_bootstrap,
-    write_config,
+    service_pids,
 )
 
 
 def _cpu_seconds(pid: int) -> float:
     """User+system CPU time of `pid` and its children that are still running."""
     total = 0.0
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
     tick = os.sysconf("SC_CLK_TCK")
-    for p in pids:
+    for p in service_pids(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -120,23 +113,8 @@ def main() -> int:
     parser.add_argument("--batches", default="1,20", help="batch sizes")
     args = parser.parse_args()
 
-    import tempfile
-
-    topics = create_topics(kafka_bootstrap(), partitions=6)
-    folder = Path(tempfile.mkdtemp(prefix="pm-ingest-bench-"))
-    port = free_port()
-    ingest = Ingest(
-        write_config(
-            folder,
-            port,
-            topics,
-            server={"workers": args.workers},
-            limits={"outlet_events_per_s": 1e9, "outlet_burst": 1e9},
-        ),
-        port,
-        folder,
-        topics,
-    )
+    ingest = bench_service(args.workers)
+    topics = ingest.topics
     ingest.start()
     assert ingest.proc is not None
     context = multiprocessing.get_context("spawn")

@@ -182,6 +182,25 @@ class Ingest:
         return read_topic(self.topics.bootstrap, self.topics.rejected)
 
 
+def bench_service(workers: int, partitions: int = 6, prefix: str = "pm-ingest-bench-") -> Ingest:
+    """For bench/: a service on private topics of the local Kafka, outlet limits
+    off, in a temp folder; not started."""
+    import tempfile
+
+    topics = create_topics(kafka_bootstrap(), partitions=partitions)
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    port = free_port()
+    limits = {"outlet_events_per_s": 1e9, "outlet_burst": 1e9}
+    config = write_config(folder, port, topics, server={"workers": workers}, limits=limits)
+    return Ingest(config, port, folder, topics)
+
+
+def service_pids(pid: int) -> list[int]:
+    """`pid` and its running children (the service's workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [pid, *(int(p) for p in children.read_text().split())] if children.exists() else [pid]
+
+
 def _toml(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
