@@ -65,7 +65,7 @@ def addresses_in(text: str) -> Iterator[IpAddress]:
 def connection_addresses(peer: str | None, forwarded: str | None) -> tuple[IpAddress, ...]:
     """The addresses a request came from: its TCP peer and every address of its
     X-Forwarded-For header, believed or not."""
-    return tuple(addresses_in(f"{peer or ''} {forwarded or ''}"))
+    return tuple(dict.fromkeys(addresses_in(f"{peer or ''} {forwarded or ''}")))
 
 
 def scrub_shapes(text: str) -> str:
