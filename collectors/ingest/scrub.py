@@ -65,6 +65,9 @@ def addresses_in(text: str) -> Iterator[IpAddress]:
 def connection_addresses(peer: str | None, forwarded: str | None) -> tuple[IpAddress, ...]:
     """The addresses a request came from: its TCP peer and every address of its
     X-Forwarded-For header, believed or not."""
+    address = parse_ip(peer) if peer and not forwarded else None
+    if address is not None:  # the common case, without a pattern
+        return (address,)
     return tuple(dict.fromkeys(addresses_in(f"{peer or ''} {forwarded or ''}")))
 
 
@@ -78,7 +81,7 @@ def _spellings(address: IpAddress) -> list[str]:
     """The texts that stand for `address` (lower case), longest first."""
     number = int(address)
     if address.version == 4:
-        mapped = ipaddress.IPv6Address(f"::ffff:{address}").exploded[-9:]  # 5117:6301
+        mapped = f"{number >> 16:04x}:{number & 0xFFFF:04x}"  # ::ffff:5117:6301
         return [str(address), mapped, str(number), f"{number:08x}"]
     groups = address.exploded.split(":")
     short = ":".join(g.lstrip("0") or "0" for g in groups)

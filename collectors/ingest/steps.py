@@ -66,6 +66,17 @@ class _Place:
     province: str | None
 
 
+@dataclass
+class _Kept:
+    """An event that passed validation, before its address check."""
+
+    index: int
+    item: Any
+    event: dict[str, Any]
+    value: bytes
+    scrub: AddressScrub
+
+
 class EventSteps:
     """The per-event steps, configured once per process."""
 
@@ -108,8 +119,8 @@ class EventSteps:
         outcome = Outcome()
         places: dict[str | None, _Place] = {}
         scrubs: dict[str | None, AddressScrub] = {}
+        kept: list[_Kept] = []
         now_s = now_ms / 1000
-        site_key = site_id.encode() + b"/"
         for index, item in enumerate(items):
             # drop_not_object
             if type(item) is not dict:
@@ -151,17 +162,35 @@ class EventSteps:
             if "device_id" not in event and ip and type(ua) is str:
                 event["device_id"] = self.salts.device_id(site_id, ip, ua, now_s)
             problem = self.validator.validate(event)
-            value = b"" if problem else encode(event)  # integers of any size, as read
-            if value and scrub.found(value):  # e.g. a URL or a device_id naming the address
-                event = scrub.value(event)
-                problem = self.validator.validate(event)
-                value = b"" if problem else encode(event)
             if problem is not None:
                 self._reject(outcome, index, problem, site_id, item, scrub, now_ms)
                 continue
+            kept.append(_Kept(index, item, event, encode(event), scrub))  # integers as read
+        self._message(outcome, kept, site_id, now_ms)
+        outcome.rejected.sort(key=lambda rejected: rejected[0])
+        return outcome
+
+    def _message(self, outcome: Outcome, kept: list[_Kept], site_id: str, now_ms: int) -> None:
+        """The accepted events as messages, each of the request's addresses they
+        hold (a URL or a device_id naming one) replaced; then checked again as
+        written. One test over all values of a request first: most hold none."""
+        suspects = {
+            scrub
+            for scrub in {k.scrub for k in kept}
+            if scrub.found(b"\n".join(k.value for k in kept if k.scrub is scrub))
+        }
+        site_key = site_id.encode() + b"/"
+        for k in kept:
+            event, value = k.event, k.value
+            if k.scrub in suspects and k.scrub.found(value):
+                event = k.scrub.value(event)
+                problem = self.validator.validate(event)
+                if problem is not None:
+                    self._reject(outcome, k.index, problem, site_id, k.item, k.scrub, now_ms)
+                    continue
+                value = encode(event)
             outcome.messages.append((self.topic, site_key + event["device_id"].encode(), value))
             outcome.accepted += 1
-        return outcome
 
     def _reject(
         self,
