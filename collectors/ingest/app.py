@@ -250,6 +250,8 @@ async def _read_body(request: web.Request, limit: int, timeout_s: float) -> byte
     not in that encoding (aiohttp would answer the latter with a 500), or not
     all sent within `timeout_s` (a stalled client must not hold the connection)."""
     try:
+        if request.content.is_eof():  # it came with the headers, as small bodies do: no timer
+            return await request.read()
         async with asyncio.timeout(timeout_s):
             return await request.read()
     except TimeoutError:
