@@ -184,6 +184,7 @@ def test_no_client_address_anywhere_in_any_form(make_ingest, tmp_path: Path, top
     with empty_store("server", tmp_path) as store_url:
         done = _pipeline_batch(ingest.topics, store_url, tag)
         assert "read        11 records" in done, done
+        assert f"5 dead letters of {topics.rejected} stored" in done, done
         clickhouse = _clickhouse_text(store_url)
 
     blobs = {"kafka": kafka, "clickhouse": clickhouse}
@@ -199,7 +200,8 @@ def test_no_client_address_anywhere_in_any_form(make_ingest, tmp_path: Path, top
 
 
 def _pipeline_batch(topics: Topics, store_url: str, tag: str) -> str:
-    """`pressmeter pipeline batch --kafka` from the test's events topic into the store."""
+    """`pressmeter pipeline batch --kafka` from the test's topics (events and dead
+    letters) into the store."""
     done = subprocess.run(
         [
             str(REPO / ".venv/bin/pressmeter"),
@@ -209,6 +211,8 @@ def _pipeline_batch(topics: Topics, store_url: str, tag: str) -> str:
             topics.bootstrap,
             "--topic",
             topics.events,
+            "--rejected-topic",
+            topics.rejected,
             "--group",
             f"g-{tag}",
             "--store",
