@@ -54,6 +54,12 @@ def pipeline_batch(args: argparse.Namespace, settings: Settings, rest: list[str]
     return 0
 
 
+def pipeline_live(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter.pipelines.live import command
+
+    return command.run(args, settings, rest)
+
+
 def metrics_export(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
     from pressmeter.metrics import metric_rows, write_csv
     from pressmeter.store import open_store
@@ -189,6 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _store_option(batch)
     batch.set_defaults(handler=pipeline_batch)
+
+    from pressmeter.pipelines.live import command as live_command
+
+    live = pipeline_commands.add_parser(
+        "live",
+        help="per-minute live figures from Kafka, unbounded",
+        description=live_command.DESCRIPTION,
+    )
+    live_command.add_arguments(live)
+    live.set_defaults(handler=pipeline_live)
 
     metrics = commands.add_parser("metrics", help="read the computed metrics")
     metrics_commands = metrics.add_subparsers(
