@@ -7,10 +7,11 @@ Kafka in Python. One element per partition; its restriction is the offset range
 asks for them to balance work; a partition is read by one consumer, in order)
 and accepts only the checkpoints the DoFn itself asks for between polls.
 
-The watermark of a partition is the Kafka timestamp of the newest record read
-(ingest's send time, CreateTime). An idle partition's watermark moves on with
-the wall clock from that record, so quiet partitions do not hold the live
-figures back. Positions are committed to the consumer group by the pipeline's
+The watermark of a partition follows the Kafka timestamps of its records
+(ingest's send time, CreateTime): each batch is stamped with its oldest record's
+time and the watermark moves to it. An idle partition's watermark moves on with
+the wall clock from its newest record, so quiet partitions do not hold the
+live figures back. Positions are committed to the consumer group by the pipeline's
 last step (pipelines/live/commit.py), never here.
 """
 
@@ -226,11 +227,14 @@ class ReadPartitionsFn(beam.DoFn):
                 np.fromiter((m.timestamp()[1] for m in run), np.int64, len(run)),
             )
             reader.next_offset = batch.next_offset
+            stamp = _stamp(batch, watermark)
+            yield beam.window.TimestampedValue(batch, stamp)
+            watermark.set_watermark(stamp)
             newest = int(batch.record_ms.max())
-            yield beam.window.TimestampedValue(batch, Timestamp(micros=newest * 1000))
             if reader.last_record_ms is None or newest > reader.last_record_ms:
                 reader.last_record_ms, reader.seen_at_ms = newest, _now_ms()
-        _advance(watermark, _watermark_ms(reader))
+        if not records:
+            _advance(watermark, _watermark_ms(reader))
         tracker.defer_remainder(Duration() if records else IDLE_RESUME)
 
 
@@ -244,6 +248,18 @@ def _consecutive(records: list) -> Iterator[list]:
         run.append(record)
     if run:
         yield run
+
+
+def _stamp(batch: KafkaRecords, watermark: ManualWatermarkEstimator) -> Timestamp:
+    """A batch's event time: its oldest record's (never behind the watermark).
+
+    The watermark then stays at the oldest record still in flight, so no step
+    sees the watermark pass a minute's end before that minute's records have
+    reached it, even when one poll spans minutes (a backlog after a restart).
+    """
+    oldest = Timestamp(micros=int(batch.record_ms.min()) * 1000)
+    current = watermark.current_watermark()
+    return oldest if current is None or oldest > current else current
 
 
 def _now_ms() -> int:

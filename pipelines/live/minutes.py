@@ -166,8 +166,9 @@ class ParseLiveFn(beam.DoFn):
 def split_by_minute(
     sites: pa.ChunkedArray, rows: pa.Table
 ) -> Iterator[tuple[tuple[str, int], pa.Table]]:
-    """Rows grouped by (site, minute of ts), one element per group, timestamped
-    at the minute's start."""
+    """Rows grouped by (site, minute of ts), one element per group. Groups keep
+    their batch's timestamp (its oldest record's Kafka time), not the minute's:
+    the watermark then waits for them (see kafka_stream._stamp)."""
     if not rows.num_rows:
         return
     minute = rows["ts"].to_numpy() // MINUTE_MS
@@ -177,8 +178,7 @@ def split_by_minute(
     bounds = np.searchsorted(inverse[order], np.arange(len(keys) + 1))
     for number, (site_id, minute_number) in enumerate(keys):
         part = rows.take(pa.array(order[bounds[number] : bounds[number + 1]]))
-        key = (str(site_id), int(minute_number))
-        yield beam.window.TimestampedValue((key, part), Timestamp(key[1] * 60))
+        yield (str(site_id), int(minute_number)), part
 
 
 def _expiry(minute: int, timing: LiveTiming) -> Timestamp:
