@@ -40,7 +40,7 @@ from pressmeter.pipelines.live.sinks import (
     CommitPositionsFn,
     Position,
     WriteLiveFiguresFn,
-    position_of,
+    positions_of,
 )
 from pressmeter.pipelines.live.timing import LiveTiming
 from pressmeter.pipelines.options import check_workers_reach_store
@@ -128,7 +128,7 @@ def build(pipeline: beam.Pipeline, request: LiveRequest, starts: list[PartitionS
         | "Figures" >> LiveFigures(request.zone, request.timing)
         | "Store" >> beam.ParDo(WriteLiveFiguresFn(request.store_url)).with_output_types(positioned)
     )
-    positions = records | "Positions" >> beam.Map(position_of).with_output_types(positioned)
+    positions = records | "Positions" >> beam.FlatMap(positions_of).with_output_types(positioned)
     (
         (positions, stored)
         | "AfterStored" >> beam.Flatten()
@@ -166,6 +166,8 @@ def run_live(request: LiveRequest) -> int:
     finally:
         stopping.restore()
     if stopping.signalled or state is None:
+        # Beam's worker may print a traceback for the bundle a cancel cuts short
+        # (KeyError 'inst…'): harmless, only committed positions count on restart.
         log.info("live: stopping; the next start resumes from the committed positions")
         result.cancel()
         return 0

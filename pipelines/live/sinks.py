@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 from apache_beam.coders import PickleCoder
 from apache_beam.transforms import userstate
@@ -31,7 +32,7 @@ __all__ = [
     "CommitPositionsFn",
     "Position",
     "WriteLiveFiguresFn",
-    "position_of",
+    "positions_of",
 ]
 
 SITE_TABLE = "live_site_minutes"
@@ -46,8 +47,14 @@ class Position:
     record_ms: int
 
 
-def position_of(records: KafkaRecords) -> tuple[int, Position]:
-    return records.partition, Position(records.next_offset, int(records.record_ms.max()))
+def positions_of(records: KafkaRecords) -> Iterator[tuple[int, Position]]:
+    """Positions within a batch, one per minute of Kafka time, so a backlog read in
+    one poll is still committed minute by minute as its figures become final."""
+    minutes = records.record_ms // 60_000
+    ends = np.flatnonzero(np.append(minutes[1:] != minutes[:-1], True))
+    newest = np.maximum.accumulate(records.record_ms)
+    for end in ends:
+        yield records.partition, Position(records.first_offset + int(end) + 1, int(newest[end]))
 
 
 def _site_rows(rows: list[SiteMinute], written_ms: int) -> pa.Table:
