@@ -23,6 +23,7 @@ import orjson
 import pytest
 from support import MINUTE, PRESSMETER, empty_store, event, kafka_bootstrap, local_ms
 
+from pressmeter.pipelines.live import LiveTiming
 from pressmeter.store import open_store
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -91,12 +92,12 @@ class LiveJob:
         self.process: subprocess.Popen[bytes] | None = None
         self._starts = 0
 
-    def start(self) -> None:
+    def start(self, lateness_s: int = LATENESS_S) -> None:
         self._starts += 1
         log = (self.folder / f"live{self._starts}.log").open("wb")
         args = [str(PRESSMETER), "pipeline", "live", "--kafka", self.stream.bootstrap]
         args += ["--topic", self.stream.topic, "--group", self.group, "--store", self.store_url]
-        args += ["--allowed-lateness", str(LATENESS_S), "--from-beginning"]
+        args += ["--allowed-lateness", str(lateness_s), "--from-beginning"]
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
 
     def children(self) -> list[int]:
@@ -254,20 +255,19 @@ def test_known_stream_gives_exact_figures_per_minute(stream: Stream, live: LiveJ
 
 
 def test_lateness_boundary(stream: Stream, live: LiveJob) -> None:
-    """An event sent 1 s inside the allowed lateness after its minute updates the
-    minute; one sent 1 s outside it does not (it is the batch's)."""
+    """An event sent 1 s inside the allowed lateness (the default, 120 s) after its
+    minute updates the minute; one sent 1 s outside it does not (it is the batch's)."""
+    lateness_ms = LiveTiming().lateness_ms
     end = minute(1)  # minute 0 ends here
     on_time = [sent(view(minute(0) + 1_000 * i, f"d{i}")) for i in range(3)]
     stream.send(*on_time)
-    live.start()
+    live.start(lateness_s=lateness_ms // 1000)
     first = {("news1.vn", n): (0, 0, 3, 0, 0, 0) for n in range(1, 5)}
     first[("news1.vn", 0)] = (3, 0, 3, 0, 0, 0)
     assert wait_for(lambda: site_figures(live.store_url), first, live) == first
     outside = view(minute(0) + 58_000, "late-out")
     inside = view(minute(0) + 59_000, "late-in")
-    stream.send(
-        (outside, end + LATENESS_S * 1000 + 1_000), (inside, end + LATENESS_S * 1000 - 1_000)
-    )
+    stream.send((outside, end + lateness_ms + 1_000), (inside, end + lateness_ms - 1_000))
     # The late reader also counts in the next 4 minutes' readers.
     updated = {("news1.vn", n): (0, 0, 4, 0, 0, 0) for n in range(1, 5)}
     updated[("news1.vn", 0)] = (4, 0, 4, 0, 0, 0)

@@ -30,6 +30,7 @@ import apache_beam as beam
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import userstate
@@ -75,7 +76,8 @@ LIVE_ROWS = pa.schema(
     ]
 )
 # Devices carried into the next minutes' "active in the last 5 minutes".
-CARRIED_ROWS = pa.schema([("device_id", pa.string()), ("role", pa.uint8())])
+# One row per device and role, with the number of its events (for the version).
+CARRIED_ROWS = pa.schema([("device_id", pa.string()), ("role", pa.uint8()), ("events", pa.int64())])
 
 
 @dataclass(frozen=True)
@@ -240,7 +242,12 @@ def carry_devices(
     if not kept.num_rows:
         return
     role = np.where(kept["type"].to_numpy(zero_copy_only=False) == MEDIA, VIEWER, READER)
-    devices = pa.table({"device_id": kept["device_id"], "role": role.astype(np.uint8)})
+    devices = (
+        pa.table({"device_id": kept["device_id"], "role": role.astype(np.uint8)})
+        .group_by(["device_id", "role"])
+        .aggregate([([], "count_all")])
+        .rename_columns(["device_id", "role", "events"])
+    )
     for later in range(1, ACTIVE_MINUTES):
         yield (site_id, minute + later), ("carried", devices)
 
@@ -249,15 +256,18 @@ class MinuteFiguresFn(beam.DoFn):
     """(site, minute) → its figures, written soon after each change.
 
     State: the minute's own rows and the devices carried from the 4 minutes
-    before. A processing-time timer writes a changed minute within `flush_ms`
-    (not before the minute has begun on the wall clock: a carried device makes
-    no figure for a minute still to come); an event-time timer makes the final
-    write and clears the state once the minute can no longer change.
+    before. A change is written at once, unless the minute was written less
+    than `flush_ms` ago (a busy minute is written a few times a second, not per
+    batch) or has not begun on the wall clock (a carried device makes no figure
+    for a minute still to come); then a processing-time timer writes it later.
+    An event-time timer makes the final write and clears the state once the
+    minute can no longer change.
     """
 
     OWN = userstate.BagStateSpec("own", ArrowTableCoder())
     CARRIED = userstate.BagStateSpec("carried", ArrowTableCoder())
     DIRTY = userstate.ReadModifyWriteStateSpec("dirty", PickleCoder())
+    WRITTEN = userstate.ReadModifyWriteStateSpec("written", PickleCoder())
     FLUSH = userstate.TimerSpec("flush", TimeDomain.REAL_TIME)
     EXPIRE = userstate.TimerSpec("expire", TimeDomain.WATERMARK)
 
@@ -274,16 +284,25 @@ class MinuteFiguresFn(beam.DoFn):
         own: userstate.BagRuntimeState = beam.DoFn.StateParam(OWN),
         carried: userstate.BagRuntimeState = beam.DoFn.StateParam(CARRIED),
         dirty: userstate.ReadModifyWriteRuntimeState = beam.DoFn.StateParam(DIRTY),
+        written: userstate.ReadModifyWriteRuntimeState = beam.DoFn.StateParam(WRITTEN),
         flush: userstate.RuntimeTimer = beam.DoFn.TimerParam(FLUSH),
         expire: userstate.RuntimeTimer = beam.DoFn.TimerParam(EXPIRE),
-    ) -> None:
-        (_, minute), (kind, rows) = element
+    ) -> Iterator[SiteMinute | ChannelMinute]:
+        key, (kind, rows) = element
         (own if kind == "own" else carried).add(rows)
-        if not dirty.read():
+        now_ms = time.time() * 1000
+        begun = now_ms >= key[1] * MINUTE_MS
+        if begun and now_ms - (written.read() or 0) >= self.timing.flush_ms:
+            written.write(now_ms)
+            dirty.write(False)
+            yield from minute_figures(
+                key, compact(own, LIVE_ROWS), compact(carried, CARRIED_ROWS), self._calendar
+            )
+        elif not dirty.read():
             dirty.write(True)
-            start_s = minute * MINUTE_MS / 1000
-            flush.set(Timestamp(max(time.time(), start_s) + self.timing.flush_ms / 1000))
-            expire.set(_expiry(minute, self.timing))
+            due_ms = max(now_ms, key[1] * MINUTE_MS) + self.timing.flush_ms
+            flush.set(Timestamp(micros=int(due_ms * 1000)))
+        expire.set(_expiry(key[1], self.timing))
 
     @userstate.on_timer(FLUSH)
     def write(
@@ -292,9 +311,15 @@ class MinuteFiguresFn(beam.DoFn):
         own: userstate.BagRuntimeState = beam.DoFn.StateParam(OWN),
         carried: userstate.BagRuntimeState = beam.DoFn.StateParam(CARRIED),
         dirty: userstate.ReadModifyWriteRuntimeState = beam.DoFn.StateParam(DIRTY),
+        written: userstate.ReadModifyWriteRuntimeState = beam.DoFn.StateParam(WRITTEN),
     ) -> Iterator[SiteMinute | ChannelMinute]:
+        if not dirty.read():  # written by process() since the timer was set
+            return
         dirty.write(False)
-        yield from minute_figures(key, list(own.read()), list(carried.read()), self._calendar)
+        written.write(time.time() * 1000)
+        yield from minute_figures(
+            key, compact(own, LIVE_ROWS), compact(carried, CARRIED_ROWS), self._calendar
+        )
 
     @userstate.on_timer(EXPIRE)
     def close(
@@ -303,46 +328,64 @@ class MinuteFiguresFn(beam.DoFn):
         own: userstate.BagRuntimeState = beam.DoFn.StateParam(OWN),
         carried: userstate.BagRuntimeState = beam.DoFn.StateParam(CARRIED),
         dirty: userstate.ReadModifyWriteRuntimeState = beam.DoFn.StateParam(DIRTY),
+        written: userstate.ReadModifyWriteRuntimeState = beam.DoFn.StateParam(WRITTEN),
         flush: userstate.RuntimeTimer = beam.DoFn.TimerParam(FLUSH),
     ) -> Iterator[SiteMinute | ChannelMinute]:
         if dirty.read():
-            yield from minute_figures(key, list(own.read()), list(carried.read()), self._calendar)
+            yield from minute_figures(
+                key, compact(own, LIVE_ROWS), compact(carried, CARRIED_ROWS), self._calendar
+            )
         flush.clear()
-        for state in (own, carried, dirty):
+        for state in (own, carried, dirty, written):
             state.clear()
 
 
+def compact(bag: userstate.BagRuntimeState, schema: pa.Schema) -> pa.Table:
+    """A bag of tables read as one table, and stored back as one: later reads
+    decode one part, not one per batch since the minute began. Carried devices
+    are merged per (device, role), their event counts summed."""
+    parts = list(bag.read())
+    table = pa.concat_tables(parts) if parts else schema.empty_table()
+    if schema is CARRIED_ROWS and len(parts) > 1:
+        table = table.group_by(["device_id", "role"]).aggregate([("events", "sum")])
+        table = table.rename_columns(["device_id", "role", "events"]).select(schema.names)
+    if len(parts) > 1:
+        bag.clear()
+        bag.add(table)
+    return table
+
+
+def _distinct(*columns: pa.ChunkedArray) -> int:
+    return pc.count_distinct(pa.chunked_array(columns, pa.string())).as_py()
+
+
 def minute_figures(
-    key: tuple[str, int],
-    own_parts: list[pa.Table],
-    carried_parts: list[pa.Table],
-    calendar: LocalCalendar,
+    key: tuple[str, int], own: pa.Table, carried: pa.Table, calendar: LocalCalendar
 ) -> Iterator[SiteMinute | ChannelMinute]:
     """The figures of one site and minute from its events and the devices carried
     from the 4 minutes before (METRICS.md §3 caps; IVT by ivt.py's rules)."""
     site_id, minute = key
-    own = pa.concat_tables(own_parts) if own_parts else LIVE_ROWS.empty_table()
-    carried = pa.concat_tables(carried_parts) if carried_parts else CARRIED_ROWS.empty_table()
     own = own.sort_by([("device_id", "ascending"), ("ts", "ascending")])
     kind = own["type"].to_numpy(zero_copy_only=False)
     counted = _counted(own, kind, calendar)
     media = counted & (kind == MEDIA)
     reading = counted & (kind != MEDIA)
     played = np.minimum(own["value_ms"].to_numpy(), PLAY_CAP_MS).astype(np.int64)
-    devices = own["device_id"].to_numpy(zero_copy_only=False)
+    devices = own["device_id"]
     plays = own["play_id"].to_numpy(zero_copy_only=False)
-    carried_devices = carried["device_id"].to_numpy(zero_copy_only=False)
     carried_role = carried["role"].to_numpy()
+    carried_readers = carried["device_id"].filter(pa.array(carried_role == READER))
+    carried_viewers = carried["device_id"].filter(pa.array(carried_role == VIEWER))
     yield SiteMinute(
         site_id=site_id,
         minute_ms=minute * MINUTE_MS,
         page_views=int((counted & (kind == PAGE_VIEW)).sum()),
         play_ms=int(played[media].sum()),
-        readers=len(set(devices[reading]) | set(carried_devices[carried_role == READER])),
-        viewers=len(set(devices[media]) | set(carried_devices[carried_role == VIEWER])),
+        readers=_distinct(*devices.filter(pa.array(reading)).chunks, *carried_readers.chunks),
+        viewers=_distinct(*devices.filter(pa.array(media)).chunks, *carried_viewers.chunks),
         concurrent_plays=len(set(plays[media])),
         ivt_events=int((~counted).sum()),
-        version=own.num_rows + carried.num_rows,
+        version=own.num_rows + int(pc.sum(carried["events"]).as_py() or 0),
     )
     channels = own["channel_id"].to_numpy(zero_copy_only=False)
     for channel in sorted(set(channels[kind == MEDIA]) - {""}):

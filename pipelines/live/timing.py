@@ -15,11 +15,11 @@ ACTIVE_MINUTES = 5
 class LiveTiming:
     """The live pipeline's clocks, in ms: allowed lateness, how long a minute's
     state outlives it (lateness plus a margin for the watermark's own lag), and
-    how soon a changed minute is written."""
+    how often at most a busy minute is rewritten."""
 
     lateness_ms: int = 120_000
     margin_ms: int = 10_000
-    flush_ms: int = 500
+    flush_ms: int = 300
 
     @property
     def state_ms(self) -> int:
