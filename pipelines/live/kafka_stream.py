@@ -42,6 +42,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+# librdkafka's own log lines (connection retries): under "kafka", which the CLI
+# keeps quiet unless --log-level DEBUG; our errors already name the problem.
+_client_log = logging.getLogger("kafka.librdkafka")
 
 POLL_RECORDS = 5_000
 # A poll waits this long for records: batches of a few hundred records at
@@ -98,7 +101,7 @@ def consumer(bootstrap: str, group: str) -> Any:
             "auto.offset.reset": "earliest",
             "fetch.wait.max.ms": 50,
             "socket.timeout.ms": int(_TIMEOUT_S * 1000),
-            "logger": log,
+            "logger": _client_log,
         }
     )
 
