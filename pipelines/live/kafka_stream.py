@@ -9,9 +9,9 @@ and accepts only the checkpoints the DoFn itself asks for between polls.
 
 The watermark of a partition follows the Kafka timestamps of its records
 (ingest's send time, CreateTime): each batch is stamped with its oldest record's
-time and the watermark moves to it. An idle partition's watermark moves on with
-the wall clock from its newest record, so quiet partitions do not hold the
-live figures back. Positions are committed to the consumer group by the pipeline's
+time and the watermark moves to it. An idle partition's watermark (one read to its end)
+moves on with the wall clock from its newest record, so quiet partitions do
+not hold the live figures back. Positions are committed to the consumer group by the pipeline's
 last step (pipelines/live/commit.py), never here.
 """
 
@@ -238,7 +238,7 @@ class ReadPartitionsFn(beam.DoFn):
             newest = int(batch.record_ms.max())
             if reader.last_record_ms is None or newest > reader.last_record_ms:
                 reader.last_record_ms, reader.seen_at_ms = newest, _now_ms()
-        if not records:
+        if not records and _caught_up(reader, part):
             _advance(watermark, _watermark_ms(reader))
         tracker.defer_remainder(Duration() if records else IDLE_RESUME)
 
@@ -265,6 +265,18 @@ def _stamp(batch: KafkaRecords, watermark: ManualWatermarkEstimator) -> Timestam
     oldest = Timestamp(micros=int(batch.record_ms.min()) * 1000)
     current = watermark.current_watermark()
     return oldest if current is None or oldest > current else current
+
+
+def _caught_up(reader: _Reader, part: PartitionStart) -> bool:
+    """Whether the partition has nothing more to read (its end offset, as the last
+    fetch reported it). Only then is it idle: an empty poll of a partition with a
+    backlog (just after a restart) must not move its watermark to the wall clock."""
+    from confluent_kafka import TopicPartition
+
+    _, end = reader.client.get_watermark_offsets(
+        TopicPartition(part.topic, part.partition), cached=True
+    )
+    return end >= 0 and reader.next_offset >= end
 
 
 def _now_ms() -> int:

@@ -278,6 +278,16 @@ class MinuteFiguresFn(beam.DoFn):
     def setup(self) -> None:
         self._calendar = LocalCalendar(self.zone)
 
+    def _figures(
+        self,
+        key: tuple[str, int],
+        own: userstate.BagRuntimeState,
+        carried: userstate.BagRuntimeState,
+    ) -> Iterator[SiteMinute | ChannelMinute]:
+        return minute_figures(
+            key, compact(own, LIVE_ROWS), compact(carried, CARRIED_ROWS), self._calendar
+        )
+
     def process(
         self,
         element: tuple[tuple[str, int], tuple[str, pa.Table]],
@@ -295,9 +305,7 @@ class MinuteFiguresFn(beam.DoFn):
         if begun and now_ms - (written.read() or 0) >= self.timing.flush_ms:
             written.write(now_ms)
             dirty.write(False)
-            yield from minute_figures(
-                key, compact(own, LIVE_ROWS), compact(carried, CARRIED_ROWS), self._calendar
-            )
+            yield from self._figures(key, own, carried)
         elif not dirty.read():
             dirty.write(True)
             due_ms = max(now_ms, key[1] * MINUTE_MS) + self.timing.flush_ms
@@ -317,9 +325,7 @@ class MinuteFiguresFn(beam.DoFn):
             return
         dirty.write(False)
         written.write(time.time() * 1000)
-        yield from minute_figures(
-            key, compact(own, LIVE_ROWS), compact(carried, CARRIED_ROWS), self._calendar
-        )
+        yield from self._figures(key, own, carried)
 
     @userstate.on_timer(EXPIRE)
     def close(
@@ -332,9 +338,7 @@ class MinuteFiguresFn(beam.DoFn):
         flush: userstate.RuntimeTimer = beam.DoFn.TimerParam(FLUSH),
     ) -> Iterator[SiteMinute | ChannelMinute]:
         if dirty.read():
-            yield from minute_figures(
-                key, compact(own, LIVE_ROWS), compact(carried, CARRIED_ROWS), self._calendar
-            )
+            yield from self._figures(key, own, carried)
         flush.clear()
         for state in (own, carried, dirty, written):
             state.clear()
