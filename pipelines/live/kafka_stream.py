@@ -273,8 +273,12 @@ def _caught_up(reader: _Reader, part: PartitionStart) -> bool:
     backlog (just after a restart) must not move its watermark to the wall clock."""
     from confluent_kafka import TopicPartition
 
+    # Until a record is read, ask the broker: the client's cached end offset
+    # may not come from a fetch yet.
     _, end = reader.client.get_watermark_offsets(
-        TopicPartition(part.topic, part.partition), cached=True
+        TopicPartition(part.topic, part.partition),
+        timeout=_TIMEOUT_S,
+        cached=reader.last_record_ms is not None,
     )
     return end >= 0 and reader.next_offset >= end
 

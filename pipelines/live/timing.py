@@ -15,11 +15,11 @@ ACTIVE_MINUTES = 5
 class LiveTiming:
     """The live pipeline's clocks, in ms: allowed lateness, how long a minute's
     state outlives it (lateness plus a margin for the watermark's own lag), and
-    how often at most a busy minute is rewritten."""
+    how long after it begins a minute known only from carried devices is written."""
 
     lateness_ms: int = 120_000
     margin_ms: int = 10_000
-    flush_ms: int = 300
+    flush_ms: int = 200
 
     @property
     def state_ms(self) -> int:
