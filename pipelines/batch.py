@@ -30,23 +30,16 @@ from pressmeter.calendar import day_to_date
 from pressmeter.errors import RunFailed
 from pressmeter.pipelines import coders
 from pressmeter.pipelines.dead_letters import DEAD_LETTER_COLUMNS, DeadLetterRowsFn
-from pressmeter.pipelines.dedup import DUPLICATE_COLUMNS, DUPLICATES, REPLAYED, DeduplicateEvents
+from pressmeter.pipelines.dedup import DUPLICATES, REPLAYED, DeduplicateEvents
 from pressmeter.pipelines.facts import (
     DEVICE_DAYS,
-    FACT_COLUMNS,
     VISITS,
     ComputeSiteFacts,
     SiteEvents,
 )
 from pressmeter.pipelines.ledger import Ledger, RunCounts, new_run_id
 from pressmeter.pipelines.options import check_workers_reach_store, pipeline_options
-from pressmeter.pipelines.parse import (
-    EVENT_COLUMNS,
-    REJECTED,
-    REJECTED_COLUMNS,
-    LineBatch,
-    ParseEvents,
-)
+from pressmeter.pipelines.parse import REJECTED, REJECTED_COLUMNS, LineBatch, ParseEvents
 from pressmeter.pipelines.sinks import WriteToStore
 from pressmeter.pipelines.sources import (
     READS,
@@ -58,14 +51,13 @@ from pressmeter.pipelines.sources import (
     SourceRead,
     plan_files,
 )
-from pressmeter.store import COMMITTED, Store, open_store, quote
+from pressmeter.store import COMMITTED, Store, open_store, quote, tables
 
 __all__ = ["BatchRequest", "RunSummary", "run_batch"]
 
 log = logging.getLogger(__name__)
 coders.register(LineBatch, SiteEvents)
 
-STORED_EVENT_COLUMNS = [name for name in EVENT_COLUMNS.names if name != "read_order"]
 # Events per facts partition: bounds the memory of one site's recomputation.
 PARTITION_EVENTS = 2_000_000
 
@@ -162,26 +154,22 @@ def _ingest(
             letters.lines
             | "DeadLetterRows" >> beam.ParDo(DeadLetterRowsFn())
             | "KeepIngestRejects"
-            >> WriteToStore(url, "rejected_events", DEAD_LETTER_COLUMNS, run_id)
+            >> WriteToStore(url, tables.REJECTED_EVENTS, run_id, DEAD_LETTER_COLUMNS)
         )
     (
         reads
         | "AllReads" >> beam.Flatten()
         | "SourceRows" >> beam.Map(dataclasses.asdict)
         | "RecordSources"
-        >> WriteToStore(
-            url, "run_sources", [f.name for f in dataclasses.fields(SourceRead)], run_id
-        )
+        >> WriteToStore(url, tables.RUN_SOURCES, run_id)
     )
     parsed = read.lines | "Parse" >> ParseEvents(request.zone)
     parsed[REJECTED] | "KeepRejected" >> WriteToStore(
-        url, "rejected_events", REJECTED_COLUMNS.names, run_id
+        url, tables.REJECTED_EVENTS, run_id, REJECTED_COLUMNS.names
     )
     unique = parsed.kept | "Deduplicate" >> DeduplicateEvents(url, request.shards)
-    unique.first | "StoreEvents" >> WriteToStore(url, "events", STORED_EVENT_COLUMNS, run_id)
-    unique[DUPLICATES] | "KeepDuplicates" >> WriteToStore(
-        url, "duplicate_events", DUPLICATE_COLUMNS, run_id
-    )
+    unique.first | "StoreEvents" >> WriteToStore(url, tables.EVENTS, run_id)
+    unique[DUPLICATES] | "KeepDuplicates" >> WriteToStore(url, tables.DUPLICATE_EVENTS, run_id)
     replays = Metrics.counter("dedup", "replayed")
     unique[REPLAYED] | "CountReplays" >> beam.Map(replays.inc)
     result = pipeline.run()
@@ -318,31 +306,10 @@ def _compute_facts(request: BatchRequest, run_id: str, partitions: list[FactsPar
         (
             facts["facts"]
             | "Version" >> beam.Map(lambda row: {**row, "metrics_version": METRICS_VERSION})
-            | "StoreFacts"
-            >> WriteToStore(
-                url, "daily_facts", ["site_id", "day", "metrics_version", *FACT_COLUMNS], run_id
-            )
+            | "StoreFacts" >> WriteToStore(url, tables.DAILY_FACTS, run_id)
         )
-        facts[VISITS] | "StoreVisits" >> WriteToStore(
-            url,
-            "visits",
-            [
-                "site_id",
-                "day",
-                "device_id",
-                "start_ts",
-                "end_ts",
-                "events",
-                "pageviews",
-                "engaged_ms",
-                "play_ms",
-                "engaged",
-            ],
-            run_id,
-        )
-        facts[DEVICE_DAYS] | "StoreDeviceDays" >> WriteToStore(
-            url, "device_days", ["site_id", "day", "device_id", "counted_events", "play_ms"], run_id
-        )
+        facts[VISITS] | "StoreVisits" >> WriteToStore(url, tables.VISITS, run_id)
+        facts[DEVICE_DAYS] | "StoreDeviceDays" >> WriteToStore(url, tables.DEVICE_DAYS, run_id)
 
 
 def _finish_facts(store: Store, run_id: str) -> None:
@@ -452,8 +419,8 @@ def run_batch(request: BatchRequest) -> RunSummary:
 
 
 def _reads(store: Store, run_id: str) -> list[SourceRead]:
-    names = [f.name for f in dataclasses.fields(SourceRead)]
-    rows = store.rows(f"SELECT {', '.join(names)} FROM run_sources WHERE run_id = {quote(run_id)}")
+    names = tables.RUN_SOURCES.list("run_id")
+    rows = store.rows(f"SELECT {names} FROM run_sources WHERE run_id = {quote(run_id)}")
     return [SourceRead(*row) for row in rows]
 
 
