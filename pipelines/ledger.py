@@ -26,7 +26,6 @@ from pressmeter.store.tables import RUN_TABLES
 __all__ = ["Ledger", "RunCounts", "new_run_id"]
 
 
-
 @dataclass(frozen=True)
 class RunCounts:
     lines_read: int = 0

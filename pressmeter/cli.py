@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from pressmeter.config import Settings, load_settings
 from pressmeter.errors import ConfigError, PressmeterError
+from pressmeter.metrics import DIMENSIONS
 
 __all__ = ["main"]
 
@@ -55,23 +56,29 @@ def pipeline_batch(args: argparse.Namespace, settings: Settings, rest: list[str]
 
 
 def metrics_export(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
-    from pressmeter.metrics import metric_rows, write_csv
+    from pressmeter.metrics import (
+        BREAKDOWN_COLUMNS,
+        EXPORT_COLUMNS,
+        breakdown_rows,
+        metric_rows,
+        write_csv,
+    )
     from pressmeter.store import open_store
 
     _no_extra(rest)
-    rows = metric_rows(
-        open_store(args.store or settings.store),
-        args.grain,
-        args.from_date,
-        args.to_date,
-        args.site,
-    )
+    store = open_store(args.store or settings.store)
+    period = (args.grain, args.from_date, args.to_date, args.site)
+    if args.by:
+        rows: list = breakdown_rows(store, args.by, *period)
+        columns = BREAKDOWN_COLUMNS
+    else:
+        rows, columns = metric_rows(store, *period), EXPORT_COLUMNS
     if args.out:
         with open(args.out, "w", encoding="utf-8", newline="") as out:
-            count = write_csv(rows, out)
+            count = write_csv(rows, out, columns)
         log.info("wrote %d rows to %s", count, args.out)
     else:
-        write_csv(rows, sys.stdout)
+        write_csv(rows, sys.stdout, columns)
     return 0
 
 
@@ -196,8 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export = metrics_commands.add_parser(
         "export",
-        help="CSV of METRICS.md §4",
-        description="Write the pm-metrics/1 export CSV, sorted by period then site_id.",
+        help="CSV of METRICS.md §4 (or §8 with --by)",
+        description="Write the pm-metrics/1 export CSV, sorted by period then site_id "
+        "(with --by: then by value, by the bytes of its UTF-8 text).",
     )
     export.add_argument("--grain", choices=["day", "month"], default="day")
     export.add_argument(
@@ -211,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", dest="to_date", type=_date, metavar="DATE", help="last day or month, inclusive"
     )
     export.add_argument("--site", metavar="ID", help="one site only")
+    export.add_argument(
+        "--by",
+        choices=list(DIMENSIONS),
+        metavar="DIMENSION",
+        help=f"§8 breakdown by one dimension: {', '.join(DIMENSIONS)}",
+    )
     export.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     _store_option(export)
     export.set_defaults(handler=metrics_export)

@@ -1,5 +1,5 @@
 """Reading pm-metrics/1 back out of the store: per site and day or month, exactly
-the columns of METRICS.md §4.
+the columns of METRICS.md §4, and per §8 dimension and value, those of §8.
 
 Days are summed into months for the additive metrics; `visitors` and
 `media_reach` merge the days' sketches (a month's visitors are not the sum of
@@ -16,9 +16,20 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import IO
 
+from pressmeter.errors import ConfigError
 from pressmeter.store import COMMITTED, CURRENT_FACTS, Store, quote
 
-__all__ = ["EXPORT_COLUMNS", "MetricRow", "metric_rows", "write_csv"]
+__all__ = [
+    "BREAKDOWN_COLUMNS",
+    "DIMENSIONS",
+    "EXPORT_COLUMNS",
+    "NONE_VALUE",
+    "BreakdownRow",
+    "MetricRow",
+    "breakdown_rows",
+    "metric_rows",
+    "write_csv",
+]
 
 EXPORT_COLUMNS = (
     "period",
@@ -36,6 +47,36 @@ EXPORT_COLUMNS = (
     "ivt_events",
     "duplicate_events",
 )
+# §8's columns and dimensions (pipelines/breakdowns.py computes them).
+BREAKDOWN_COLUMNS = (
+    "period",
+    "site_id",
+    "dimension",
+    "value",
+    "pageviews",
+    "visits",
+    "engaged_visits",
+    "visitors",
+    "engaged_ms",
+    "media_starts",
+    "media_completes",
+    "play_ms",
+    "media_reach",
+    "ama",
+)
+# §8's dimensions, in its order, and the event field of each (source is derived
+# from the referrer of a visit's first event: pipelines/referrers.py).
+DIMENSIONS: dict[str, str | None] = {
+    "section": "section",
+    "content": "content_id",
+    "channel": "channel_id",
+    "stream": "stream",
+    "province": "province",
+    "device_type": "device_type",
+    "source": None,
+}
+# How a missing or empty value shows (stored as ''; a literal `(none)` is the same).
+NONE_VALUE = "(none)"
 _SUMMED = (
     "pageviews",
     "visits",
@@ -46,6 +87,13 @@ _SUMMED = (
     "play_ms",
     "ivt_events",
 )
+
+
+def ama(play_ms: int, minutes: int) -> Decimal:
+    """§3 ama: play_ms / 60000 / minutes in the period, rounded half up to 4
+    decimals, exactly."""
+    value = Decimal(play_ms) / Decimal(60_000 * minutes)
+    return value.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
 @dataclass
@@ -67,14 +115,41 @@ class MetricRow:
 
     @property
     def ama(self) -> Decimal:
-        """Average minute audience, rounded half up to 4 decimals, exactly."""
-        value = Decimal(self.play_ms) / Decimal(60_000 * self.minutes)
-        return value.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+        return ama(self.play_ms, self.minutes)
 
     def as_csv(self) -> list[str]:
-        return [
-            str(self.ama) if name == "ama" else str(getattr(self, name)) for name in EXPORT_COLUMNS
-        ]
+        return [str(getattr(self, name)) for name in EXPORT_COLUMNS]
+
+
+@dataclass
+class BreakdownRow:
+    """One row of §8's export: a site, period, dimension and value."""
+
+    period: str
+    site_id: str
+    dimension: str
+    value: str
+    pageviews: int = 0
+    visits: int = 0
+    engaged_visits: int = 0
+    visitors: int = 0
+    engaged_ms: int = 0
+    media_starts: int = 0
+    media_completes: int = 0
+    play_ms: int = 0
+    media_reach: int = 0
+    minutes: int = 1440
+
+    @property
+    def ama(self) -> Decimal:
+        return ama(self.play_ms, self.minutes)
+
+    def as_csv(self) -> list[str]:
+        return [str(getattr(self, name)) for name in BREAKDOWN_COLUMNS]
+
+    def sort_key(self) -> tuple[str, bytes, bytes]:
+        """§8's order: period, site_id, then value by the bytes of its UTF-8 text."""
+        return self.period, self.site_id.encode(), self.value.encode()
 
 
 def _period_sql(grain: str) -> str:
@@ -89,14 +164,8 @@ def _label(period: dt.date, grain: str) -> tuple[str, int]:
     return period.isoformat(), 1440
 
 
-def metric_rows(
-    store: Store,
-    grain: str = "day",
-    first: dt.date | None = None,
-    last: dt.date | None = None,
-    site_id: str | None = None,
-) -> list[MetricRow]:
-    """The export rows, sorted by period then site_id."""
+def _filters(grain: str, first: dt.date | None, last: dt.date | None, site_id: str | None) -> str:
+    """SQL conditions (each after AND) for the days of whole periods and a site."""
     if grain not in ("day", "month"):
         raise ValueError(f"grain must be day or month, not {grain!r}")
     if grain == "month":
@@ -110,7 +179,18 @@ def metric_rows(
         where.append(f"day <= toDate('{last.isoformat()}')")
     if site_id:
         where.append(f"site_id = {quote(site_id)}")
-    extra = "".join(f" AND {w}" for w in where)
+    return "".join(f" AND {w}" for w in where)
+
+
+def metric_rows(
+    store: Store,
+    grain: str = "day",
+    first: dt.date | None = None,
+    last: dt.date | None = None,
+    site_id: str | None = None,
+) -> list[MetricRow]:
+    """The export rows, sorted by period then site_id."""
+    extra = _filters(grain, first, last, site_id)
     period = _period_sql(grain)
     rows: dict[tuple[str, str], MetricRow] = {}
 
@@ -144,10 +224,56 @@ def metric_rows(
     return [rows[key] for key in sorted(rows)]
 
 
-def write_csv(rows: Iterable[MetricRow], out: IO[str]) -> int:
-    """METRICS.md §4 CSV; returns the number of data rows."""
+_BREAKDOWN_SUMS = (
+    "pageviews",
+    "visits",
+    "engaged_visits",
+    "engaged_ms",
+    "media_starts",
+    "media_completes",
+    "play_ms",
+)
+
+
+def breakdown_rows(
+    store: Store,
+    dimension: str,
+    grain: str = "day",
+    first: dt.date | None = None,
+    last: dt.date | None = None,
+    site_id: str | None = None,
+) -> list[BreakdownRow]:
+    """§8's export rows of one dimension, in §8's order. Values are stored as
+    they came ('' for none, shown `(none)`); months merge the days' sketches."""
+    if dimension not in DIMENSIONS:
+        raise ConfigError(f"unknown dimension {dimension!r}: use one of {', '.join(DIMENSIONS)}")
+    extra = _filters(grain, first, last, site_id)
+    sums = ", ".join(f"sum({name})" for name in _BREAKDOWN_SUMS)
+    rows = []
+    for site, when, value, *figures, visitors, reach in store.rows(
+        f"SELECT site_id, {_period_sql(grain)} AS period, value, {sums}, "
+        "uniqCombinedMerge(visitors), uniqCombinedMerge(media_reach) FROM daily_breakdowns "
+        f"WHERE {CURRENT_FACTS} AND dimension = {quote(dimension)}{extra} "
+        "GROUP BY site_id, period, value"
+    ):
+        label, minutes = _label(when, grain)
+        row = BreakdownRow(label, site, dimension, value or NONE_VALUE, minutes=minutes)
+        for name, figure in zip(_BREAKDOWN_SUMS, figures):
+            setattr(row, name, int(figure))
+        row.visitors, row.media_reach = int(visitors), int(reach)
+        rows.append(row)
+    return sorted(rows, key=BreakdownRow.sort_key)
+
+
+def write_csv(
+    rows: Iterable[MetricRow | BreakdownRow],
+    out: IO[str],
+    columns: tuple[str, ...] = EXPORT_COLUMNS,
+) -> int:
+    """METRICS.md §4 CSV (or §8's, with its `columns`); returns the number of data
+    rows. Text is quoted as CSV requires and never cut."""
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(EXPORT_COLUMNS)
+    writer.writerow(columns)
     count = 0
     for metric_row in rows:
         writer.writerow(metric_row.as_csv())

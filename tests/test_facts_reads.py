@@ -7,7 +7,7 @@ import datetime as dt
 from support import Runner, event
 
 from pressmeter.calendar import date_to_day
-from pressmeter.pipelines.batch import FactsPartition, SiteDays
+from pressmeter.pipelines.incremental import FactsPartition, SiteDays
 from pressmeter.store import open_store
 
 

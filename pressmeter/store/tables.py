@@ -11,18 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "COUNTED_FIGURES",
+    "DAILY_BREAKDOWNS",
     "DAILY_FACTS",
     "DAILY_SKETCHES",
     "DEVICE_DAYS",
+    "DEVICE_VALUES",
     "DUPLICATE_EVENTS",
     "EVENTS",
+    "FACT_FIGURES",
     "FACT_GENERATIONS",
+    "IVT_FIGURES",
     "REJECTED_EVENTS",
     "RUNS",
     "RUN_SOURCES",
     "RUN_TABLES",
     "TABLES",
-    "VISITS",
+    "USER_AGENTS",
     "Table",
 ]
 
@@ -93,8 +98,19 @@ EVENTS = Table(
         "source_id",
         "position",
         "run_id",
+        # 0004_event_dimensions.sql
+        "section",
+        "content_id",
+        "channel_id",
+        "stream",
+        "province",
+        "device_type",
+        "referrer_host",
+        "url_host",
+        "ua_id",
     ),
 )
+USER_AGENTS = Table("user_agents", ("ua_id", "ua", "run_id"))
 REJECTED_EVENTS = Table(
     "rejected_events",
     (
@@ -114,46 +130,52 @@ DUPLICATE_EVENTS = Table(
     "duplicate_events",
     ("site_id", "day", "event_id", "received_at", "source_id", "position", "kind", "run_id"),
 )
-FACT_GENERATIONS = Table("fact_generations", ("site_id", "day", "run_id"))
-DAILY_FACTS = Table(
-    "daily_facts",
-    (
-        "site_id",
-        "day",
-        "run_id",
-        "metrics_version",
-        "pageviews",
-        "visits",
-        "engaged_visits",
-        "engaged_ms",
-        "media_starts",
-        "media_completes",
-        "play_ms",
-        "counted_events",
-        "ivt_events",
-        "ivt_ua",
-        "ivt_datacenter",
-        "ivt_rate",
-    ),
-)
-DEVICE_DAYS = Table(
-    "device_days", ("site_id", "day", "device_id", "run_id", "counted_events", "play_ms")
-)
-DAILY_SKETCHES = Table("daily_sketches", ("site_id", "day", "run_id", "visitors", "media_reach"))
-VISITS = Table(
+# The additive figures of §3/§8 over counted events, per device or summed.
+COUNTED_FIGURES = (
+    "pageviews",
     "visits",
+    "engaged_visits",
+    "engaged_ms",
+    "media_starts",
+    "media_completes",
+    "play_ms",
+    "counted_events",
+)
+# Events removed as IVT, and by the rule that removed them (pipelines/ivt.py).
+IVT_FIGURES = ("ivt_events", "ivt_ua", "ivt_datacenter", "ivt_rate")
+FACT_FIGURES = (*COUNTED_FIGURES, *IVT_FIGURES)
+
+FACT_GENERATIONS = Table("fact_generations", ("site_id", "day", "run_id"))
+DAILY_FACTS = Table("daily_facts", ("site_id", "day", "run_id", "metrics_version", *FACT_FIGURES))
+DEVICE_DAYS = Table(
+    "device_days",
     (
         "site_id",
         "day",
         "device_id",
         "run_id",
-        "start_ts",
-        "end_ts",
-        "events",
-        "pageviews",
-        "engaged_ms",
+        "counted_events",
         "play_ms",
-        "engaged",
+        # 0005_device_facts.sql
+        *(name for name in FACT_FIGURES if name not in ("counted_events", "play_ms")),
+    ),
+)
+DAILY_SKETCHES = Table("daily_sketches", ("site_id", "day", "run_id", "visitors", "media_reach"))
+DEVICE_VALUES = Table(
+    "device_values",
+    ("site_id", "day", "dimension", "value", "device_id", "run_id", *COUNTED_FIGURES),
+)
+DAILY_BREAKDOWNS = Table(
+    "daily_breakdowns",
+    (
+        "site_id",
+        "day",
+        "run_id",
+        "dimension",
+        "value",
+        *COUNTED_FIGURES[:-1],
+        "visitors",
+        "media_reach",
     ),
 )
 
@@ -163,13 +185,15 @@ TABLES: dict[str, Table] = {
         RUNS,
         RUN_SOURCES,
         EVENTS,
+        USER_AGENTS,
         REJECTED_EVENTS,
         DUPLICATE_EVENTS,
         FACT_GENERATIONS,
         DAILY_FACTS,
-        VISITS,
         DEVICE_DAYS,
         DAILY_SKETCHES,
+        DEVICE_VALUES,
+        DAILY_BREAKDOWNS,
     )
 }
 # Tables whose rows carry the run that wrote them: an abandoned run's are deleted,
