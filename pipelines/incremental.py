@@ -29,7 +29,14 @@ from pressmeter.calendar import day_to_date
 from pressmeter.pipelines.facts import SiteEvents
 from pressmeter.pipelines.ivt import BotMatcher
 from pressmeter.pipelines.visits import REACH_MS
-from pressmeter.store import COMMITTED, Store, open_store, quote
+from pressmeter.store import (
+    COMMITTED,
+    Store,
+    current_device_days,
+    current_devices,
+    open_store,
+    quote,
+)
 from pressmeter.store.tables import (
     COUNTED_FIGURES,
     DAILY_BREAKDOWNS,
@@ -218,25 +225,6 @@ def _touched_site_days(run_id: str) -> str:
     return (
         "(site_id, day) IN "
         f"(SELECT DISTINCT site_id, day FROM device_days WHERE run_id = {quote(run_id)})"
-    )
-
-
-def current_devices(where: str) -> str:
-    """SQL: (site_id, day, device_id, run_id) of each device-day's current row
-    among the device_days rows `where` selects (the newest run's)."""
-    return (
-        "SELECT site_id, day, device_id, max(run_id) FROM device_days "
-        f"WHERE {where} GROUP BY site_id, day, device_id"
-    )
-
-
-def current_device_days(where: str, figures: Sequence[str]) -> str:
-    """SQL: the current device_days row of each device-day `where` selects, with
-    `figures` (one pass: each figure of the newest run's row)."""
-    columns = ", ".join(f"argMax({name}, run_id) AS {name}" for name in figures)
-    return (
-        f"SELECT site_id, day, device_id, {columns} FROM device_days "
-        f"WHERE {where} GROUP BY site_id, day, device_id"
     )
 
 

@@ -102,16 +102,24 @@ def rejects(args: argparse.Namespace, settings: Settings, rest: list[str]) -> in
 
 
 def ranking(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
-    from pressmeter.ranking import load_outlets, monthly_ranking, render_ranking
+    from pressmeter import ranking as ranks
     from pressmeter.store import open_store
 
     _no_extra(rest)
     registry = args.outlets or settings.outlets
     if not registry:
         raise ConfigError("no outlet registry: give --outlets FILE or set PM_OUTLETS")
-    outlets = load_outlets(registry)
-    table = monthly_ranking(open_store(args.store or settings.store), outlets, args.month)
-    print(render_ranking(table, args.month, args.top))
+    if args.ivt_threshold is not None:
+        settings = dataclasses.replace(settings, ivt_threshold=args.ivt_threshold)
+    threshold = settings.ivt_threshold_fraction()
+    outlets = ranks.load_outlets(registry)
+    store = open_store(args.store or settings.store)
+    if args.channels:
+        channels = ranks.channel_ranking(store, outlets, args.month)
+        print(ranks.render_channels(channels, args.month, args.top))
+    else:
+        table = ranks.monthly_ranking(store, outlets, args.month, threshold)
+        print(ranks.render_ranking(table, args.month, args.top))
     return 0
 
 
@@ -255,6 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--month", required=True, help="YYYY-MM")
     rank.add_argument("--outlets", metavar="FILE", help="outlet registry JSON (PM_OUTLETS)")
     rank.add_argument("--top", type=int, default=5, help="outlets shown per category")
+    rank.add_argument(
+        "--channels",
+        action="store_true",
+        help="rank the channels of tv and of radio by ama instead (METRICS.md §5)",
+    )
+    rank.add_argument(
+        "--ivt-threshold",
+        metavar="RATE",
+        help="flag outlets whose IVT rate is above this: 0.1 or 10%% "
+        "(PM_IVT_THRESHOLD; default 10%%)",
+    )
     _store_option(rank)
     rank.set_defaults(handler=ranking)
 

@@ -14,10 +14,19 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from typing import IO
 
 from pressmeter.errors import ConfigError
-from pressmeter.store import COMMITTED, CURRENT_FACTS, Store, quote
+from pressmeter.pipelines.visits import REACH_MS
+from pressmeter.store import (
+    COMMITTED,
+    CURRENT_FACTS,
+    Store,
+    current_device_days,
+    current_devices,
+    quote,
+)
 
 __all__ = [
     "BREAKDOWN_COLUMNS",
@@ -27,6 +36,8 @@ __all__ = [
     "BreakdownRow",
     "MetricRow",
     "breakdown_rows",
+    "exact_audience",
+    "exact_value_reach",
     "metric_rows",
     "write_csv",
 ]
@@ -86,6 +97,7 @@ _SUMMED = (
     "media_completes",
     "play_ms",
     "ivt_events",
+    "counted_events",
 )
 
 
@@ -111,11 +123,18 @@ class MetricRow:
     media_reach: int = 0
     ivt_events: int = 0
     duplicate_events: int = 0
+    counted_events: int = 0
     minutes: int = 1440
 
     @property
     def ama(self) -> Decimal:
         return ama(self.play_ms, self.minutes)
+
+    @property
+    def ivt_rate(self) -> Fraction:
+        """§5 IVT rate: ivt_events / (ivt_events + counted events), exactly."""
+        total = self.ivt_events + self.counted_events
+        return Fraction(self.ivt_events, total) if total else Fraction(0)
 
     def as_csv(self) -> list[str]:
         return [str(getattr(self, name)) for name in EXPORT_COLUMNS]
@@ -263,6 +282,38 @@ def breakdown_rows(
         row.visitors, row.media_reach = int(visitors), int(reach)
         rows.append(row)
     return sorted(rows, key=BreakdownRow.sort_key)
+
+
+def _days(first: dt.date, last: dt.date) -> str:
+    return f"day BETWEEN toDate('{first.isoformat()}') AND toDate('{last.isoformat()}')"
+
+
+def exact_audience(store: Store, first: dt.date, last: dt.date) -> dict[str, tuple[int, int]]:
+    """site → (visitors, media_reach) of the days first..last, counted exactly
+    from the current per-device rows (not sketches), so a rank never depends on
+    the backend or on the order sketches were merged in."""
+    where = f"{COMMITTED} AND {_days(first, last)}"
+    rows = store.rows(
+        "SELECT site_id, uniqExactIf(device_id, counted_events > 0), "
+        f"uniqExactIf(device_id, play_ms >= {REACH_MS}) "
+        f"FROM ({current_device_days(where, ('counted_events', 'play_ms'))}) GROUP BY site_id"
+    )
+    return {site: (int(visitors), int(reach)) for site, visitors, reach in rows}
+
+
+def exact_value_reach(
+    store: Store, dimension: str, first: dt.date, last: dt.date
+) -> dict[tuple[str, str], int]:
+    """(site, value) → media_reach of one §8 dimension's values over first..last,
+    exactly: devices whose Σ capped play with the value reached on a day."""
+    where = f"{COMMITTED} AND {_days(first, last)}"
+    rows = store.rows(
+        "SELECT site_id, value, uniqExactIf(device_id, play_ms >= "
+        f"{REACH_MS}) FROM device_values WHERE {where} AND dimension = {quote(dimension)} "
+        f"AND (site_id, day, device_id, run_id) IN ({current_devices(where)}) "
+        "GROUP BY site_id, value"
+    )
+    return {(site, value or NONE_VALUE): int(reach) for site, value, reach in rows}
 
 
 def write_csv(
