@@ -29,6 +29,7 @@ from pressmeter.pipelines.dedup import DUPLICATES, REPLAYED, DeduplicateEvents
 from pressmeter.pipelines.facts import DEVICE_VALUE_ROWS, ComputeSiteFacts, SiteEvents
 from pressmeter.pipelines.incremental import (
     FactsPartition,
+    FactsScope,
     ReadSiteEventsFn,
     finish_facts,
     plan_facts,
@@ -72,12 +73,16 @@ class BatchRequest:
     group: str = "pressmeter-batch"
     beam_args: list[str] = field(default_factory=list)
     shards: int = 4
+    # §8 rows beside the site figures; off only to measure what they cost (bench/).
+    breakdowns: bool = True
 
 
 @dataclass
 class RunSummary:
     run_id: str
     seconds: float = 0.0
+    ingest_seconds: float = 0.0
+    facts_seconds: float = 0.0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     abandoned: list[str] = field(default_factory=list)
     read: int = 0
@@ -101,7 +106,8 @@ class RunSummary:
         rejected = _reasons(self.rejected)
         lines = [
             f"run {self.run_id} committed in {self.seconds:.1f} s "
-            f"({self.read / max(self.seconds, 1e-9):,.0f} records/s)",
+            f"({self.read / max(self.seconds, 1e-9):,.0f} records/s; "
+            f"ingest {self.ingest_seconds:.1f} s, facts {self.facts_seconds:.1f} s)",
             f"  read        {self.read:,} records",
             f"  rejected    {sum(self.rejected.values()):,} ({rejected})",
             f"  duplicates  {self.duplicates:,} (within this run {self.duplicates_within_run:,}, "
@@ -174,6 +180,18 @@ def _ingest(
     return int(sum(c.committed or 0 for c in counters))
 
 
+def facts_phase(
+    request: BatchRequest, store: Store, run_id: str, scope: FactsScope | None = None
+) -> None:
+    """The facts phase: the contributions of the devices in scope (by default the
+    run's touched devices), then the site-days."""
+    partitions = plan_facts(store, run_id, scope or FactsScope.of_run(run_id))
+    log.info("run %s: recomputing facts in %d partition(s)", run_id, len(partitions))
+    if partitions:
+        _compute_facts(request, run_id, partitions)
+        finish_facts(store, run_id, request.breakdowns)
+
+
 def _compute_facts(request: BatchRequest, run_id: str, partitions: list[FactsPartition]) -> None:
     """The touched devices' contributions (pipelines/facts.py) into the store."""
     url = request.store_url
@@ -183,7 +201,7 @@ def _compute_facts(request: BatchRequest, run_id: str, partitions: list[FactsPar
             | "Partitions" >> beam.Create(partitions)
             | "ReadSiteEvents"
             >> beam.ParDo(ReadSiteEventsFn(url, run_id)).with_output_types(SiteEvents)
-            | "Facts" >> ComputeSiteFacts(request.zone)
+            | "Facts" >> ComputeSiteFacts(request.zone, request.breakdowns)
         )
         devices.device_days | "StoreDeviceDays" >> WriteToStore(url, tables.DEVICE_DAYS, run_id)
         devices[DEVICE_VALUE_ROWS] | "StoreDeviceValues" >> WriteToStore(
@@ -242,11 +260,9 @@ def run_batch(request: BatchRequest) -> RunSummary:
         if planned or dead_letters:
             log.info("run %s: reading %d source(s)", run_id, len(planned) + len(dead_letters))
             summary.replayed = _ingest(request, run_id, planned, read_fn, dead_letters)
-            partitions = plan_facts(store, run_id)
-            log.info("run %s: recomputing facts in %d partition(s)", run_id, len(partitions))
-            if partitions:
-                _compute_facts(request, run_id, partitions)
-                finish_facts(store, run_id)
+            summary.ingest_seconds = time.monotonic() - started
+            facts_phase(request, store, run_id)
+            summary.facts_seconds = time.monotonic() - started - summary.ingest_seconds
         _summarize(store, summary)
         removed = sum(summary.rejected.values()) + summary.duplicates + summary.replayed
         if summary.read != removed + summary.kept:

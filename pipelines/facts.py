@@ -180,8 +180,11 @@ def device_value_figures(
     )
 
 
-def compute_site_facts(site: SiteEvents, calendar: LocalCalendar) -> tuple[pa.Table, pa.Table]:
-    """(device_days rows, device_values rows) of the site's devices on `site.days`."""
+def compute_site_facts(
+    site: SiteEvents, calendar: LocalCalendar, breakdowns: bool = True
+) -> tuple[pa.Table, pa.Table]:
+    """(device_days rows, device_values rows) of the site's devices on `site.days`
+    (no device_values rows without `breakdowns`)."""
     e = _events(site, calendar)
     if not len(e.day):
         return pa.table({}), pa.table({})
@@ -206,6 +209,9 @@ def compute_site_facts(site: SiteEvents, calendar: LocalCalendar) -> tuple[pa.Ta
 
     day_keys = _Keys(first_day, days, 1)
     device_days = rows(day_keys, *device_day_figures(e, day_keys))
+    device_days = device_days.select(DEVICE_DAYS.without("run_id"))
+    if not breakdowns:
+        return device_days, pa.table({})
     per_value = []
     for values in values_by_dimension(site.columns, e.visits):
         keys = _Keys(first_day, days, max(len(values.texts), 1))
@@ -214,23 +220,20 @@ def compute_site_facts(site: SiteEvents, calendar: LocalCalendar) -> tuple[pa.Ta
         per_value.append(
             rows(keys, *device_value_figures(e, values, keys), dimension=dimension, value=texts)
         )
-    return (
-        device_days.select(DEVICE_DAYS.without("run_id")),
-        pa.concat_tables(per_value).select(DEVICE_VALUES.without("run_id")),
-    )
+    return device_days, pa.concat_tables(per_value).select(DEVICE_VALUES.without("run_id"))
 
 
 class ComputeSiteFactsFn(beam.DoFn):
     """SiteEvents → device_days rows (main), device_values rows (tagged)."""
 
-    def __init__(self, zone: str) -> None:
-        self.zone = zone
+    def __init__(self, zone: str, breakdowns: bool) -> None:
+        self.zone, self.breakdowns = zone, breakdowns
 
     def setup(self) -> None:
         self._calendar = LocalCalendar(self.zone)
 
     def process(self, site: SiteEvents) -> Iterator[object]:
-        device_days, device_values = compute_site_facts(site, self._calendar)
+        device_days, device_values = compute_site_facts(site, self._calendar, self.breakdowns)
         if device_days.num_rows:
             yield device_days
         if device_values.num_rows:
@@ -240,13 +243,13 @@ class ComputeSiteFactsFn(beam.DoFn):
 class ComputeSiteFacts(beam.PTransform):
     """Per site: IVT, visits and each device's contributions, overall and per value."""
 
-    def __init__(self, zone: str) -> None:
+    def __init__(self, zone: str, breakdowns: bool = True) -> None:
         super().__init__()
-        self.zone = zone
+        self.zone, self.breakdowns = zone, breakdowns
 
     def expand(self, sites: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
         outputs = sites | "IvtVisitsDevices" >> beam.ParDo(
-            ComputeSiteFactsFn(self.zone)
+            ComputeSiteFactsFn(self.zone, self.breakdowns)
         ).with_output_types(pa.Table).with_outputs(DEVICE_VALUE_ROWS, main="device_days")
         typed_outputs(outputs, **{DEVICE_VALUE_ROWS: pa.Table})
         return outputs

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pressmeter import METRICS_VERSION
+from pressmeter import METRICS_VERSION, schemas
 from pressmeter.calendar import day_to_date
 from pressmeter.pipelines.facts import SiteEvents
 from pressmeter.pipelines.ivt import BotMatcher
@@ -43,10 +43,12 @@ from pressmeter.store.tables import (
     DAILY_FACTS,
     DAILY_SKETCHES,
     FACT_FIGURES,
+    FACT_LISTS,
 )
 
 __all__ = [
     "FactsPartition",
+    "FactsScope",
     "ReadSiteEventsFn",
     "SiteDays",
     "finish_facts",
@@ -91,12 +93,30 @@ def _within(sites: Sequence[SiteDays]) -> str:
     )
 
 
-def _touched_devices(run_id: str) -> str:
-    """SQL: events of the devices (of their site) this run stored events of."""
-    return (
-        "(site_id, device_id) IN "
-        f"(SELECT site_id, device_id FROM events WHERE run_id = {quote(run_id)})"
-    )
+@dataclass(frozen=True)
+class FactsScope:
+    """What a facts phase recomputes: the devices of the events `touched` selects
+    (SQL), on those events' days, and with `beside` the day either side (a run's
+    new events can join or split a visit across midnight; a recomputation of
+    chosen days recomputes those days only)."""
+
+    touched: str
+    beside: bool = True
+
+    @classmethod
+    def of_run(cls, run_id: str) -> FactsScope:
+        """The devices a run stored events of, on the days it touched ± 1."""
+        return cls(f"run_id = {quote(run_id)}")
+
+    def wanted(self, days: list[int]) -> frozenset[int]:
+        deltas = (-1, 0, 1) if self.beside else (0,)
+        return frozenset(d + delta for d in days for delta in deltas)
+
+    def devices(self) -> str:
+        """SQL: events of the devices (of their site) in scope."""
+        return (
+            f"(site_id, device_id) IN (SELECT site_id, device_id FROM events WHERE {self.touched})"
+        )
 
 
 def _visible(run_id: str) -> str:
@@ -110,6 +130,7 @@ class FactsPartition:
     device bucket of a big site."""
 
     sites: tuple[SiteDays, ...]
+    scope: FactsScope
     bucket: int = 0
     buckets: int = 1
 
@@ -119,9 +140,7 @@ class FactsPartition:
             if self.buckets > 1
             else ""
         )
-        return (
-            f"{_within(self.sites)} AND {_visible(run_id)} AND {_touched_devices(run_id)} {bucket}"
-        )
+        return f"{_within(self.sites)} AND {_visible(run_id)} AND {self.scope.devices()} {bucket}"
 
     def sql(self, run_id: str) -> str:
         return (
@@ -177,30 +196,31 @@ class ReadSiteEventsFn(beam.DoFn):
             yield SiteEvents(site, wanted[site], table.slice(start, stop - start).drop(["site_id"]))
 
 
-def plan_facts(store: Store, run_id: str) -> list[FactsPartition]:
-    """The site-days a run touched with the days beside them, and the events of
-    its touched devices to read for them, packed into partitions of at most
-    PARTITION_EVENTS events (few queries, bounded memory)."""
+def plan_facts(store: Store, run_id: str, scope: FactsScope) -> list[FactsPartition]:
+    """The site-days in scope, and the events of its devices to read for them,
+    packed into partitions of at most PARTITION_EVENTS events (few queries,
+    bounded memory). The events of a run's facts phase are those of committed
+    runs and its own."""
     touched = store.rows(
         f"SELECT site_id, groupUniqArray(toUInt32(day)) FROM events "
-        f"WHERE run_id = {quote(run_id)} GROUP BY site_id ORDER BY site_id"
+        f"WHERE {scope.touched} GROUP BY site_id ORDER BY site_id"
     )
     if not touched:
         return []
     sites = []
     for site_id, days in touched:
-        wanted = frozenset(d + delta for d in days for delta in (-1, 0, 1))
+        wanted = scope.wanted(days)
         sites.append(SiteDays(site_id, min(wanted) - 1, max(wanted) + 1, wanted))
     counts: dict[str, int] = dict.fromkeys((s.site_id for s in sites), 0)
     for site_id, count in store.rows(
         f"SELECT site_id, count() FROM events WHERE {_within(sites)} "
-        f"AND {_visible(run_id)} AND {_touched_devices(run_id)} GROUP BY site_id"
+        f"AND {_visible(run_id)} AND {scope.devices()} GROUP BY site_id"
     ):
         counts[site_id] = int(count)
-    return _pack(sites, counts)
+    return _pack(sites, counts, scope)
 
 
-def _pack(sites: list[SiteDays], counts: dict[str, int]) -> list[FactsPartition]:
+def _pack(sites: list[SiteDays], counts: dict[str, int], scope: FactsScope) -> list[FactsPartition]:
     """Sites into partitions of at most PARTITION_EVENTS events; a bigger site
     into device buckets."""
     partitions: list[FactsPartition] = []
@@ -209,15 +229,15 @@ def _pack(sites: list[SiteDays], counts: dict[str, int]) -> list[FactsPartition]
     for site in sites:
         if counts[site.site_id] > PARTITION_EVENTS:
             buckets = math.ceil(counts[site.site_id] / PARTITION_EVENTS)
-            partitions += [FactsPartition((site,), b, buckets) for b in range(buckets)]
+            partitions += [FactsPartition((site,), scope, b, buckets) for b in range(buckets)]
             continue
         if size + counts[site.site_id] > PARTITION_EVENTS:
-            partitions.append(FactsPartition(tuple(group)))
+            partitions.append(FactsPartition(tuple(group), scope))
             group, size = [], 0
         group.append(site)
         size += counts[site.site_id]
     if group:
-        partitions.append(FactsPartition(tuple(group)))
+        partitions.append(FactsPartition(tuple(group), scope))
     return partitions
 
 
@@ -228,9 +248,10 @@ def _touched_site_days(run_id: str) -> str:
     )
 
 
-def finish_facts(store: Store, run_id: str) -> None:
+def finish_facts(store: Store, run_id: str, breakdowns: bool = True) -> None:
     """The touched site-days' figures from their devices' current rows, their
-    sketches and §8 rows, and the generations that make them current."""
+    sketches and (with `breakdowns`) §8 rows, the versions of the lists applied,
+    and the generations that make them current."""
     run = quote(run_id)
     where = f"{_touched_site_days(run_id)} AND {_visible(run_id)}"
     sums = ", ".join(f"sum({name})" for name in FACT_FIGURES)
@@ -246,16 +267,33 @@ def finish_facts(store: Store, run_id: str) -> None:
         f"FROM ({current_device_days(where, ('counted_events', 'play_ms'))}) "
         "GROUP BY site_id, day"
     )
-    value_sums = ", ".join(f"sum({name})" for name in COUNTED_FIGURES[:-1])
-    store.execute(
-        f"INSERT INTO daily_breakdowns ({DAILY_BREAKDOWNS.list()}) "
-        f"SELECT site_id, day, {run}, dimension, value, {value_sums}, "
-        f"uniqCombinedState(device_id), uniqCombinedStateIf(device_id, play_ms >= {REACH_MS}) "
-        f"FROM device_values WHERE {where} "
-        f"AND (site_id, day, device_id, run_id) IN ({current_devices(where)}) "
-        "GROUP BY site_id, day, dimension, value"
+    if breakdowns:
+        _finish_breakdowns(store, run_id, where)
+    versions = schemas.list_versions()
+    store.insert(
+        FACT_LISTS.name,
+        pa.table(
+            {
+                "run_id": [run_id] * len(versions),
+                "list": list(versions),
+                "version": list(versions.values()),
+            }
+        ),
     )
     store.execute(
         "INSERT INTO fact_generations (site_id, day, run_id) "
         f"SELECT DISTINCT site_id, day, run_id FROM daily_facts WHERE run_id = {run}"
+    )
+
+
+def _finish_breakdowns(store: Store, run_id: str, where: str) -> None:
+    """§8 rows of the site-days `where` selects, from their devices' current rows."""
+    value_sums = ", ".join(f"sum({name})" for name in COUNTED_FIGURES[:-1])
+    store.execute(
+        f"INSERT INTO daily_breakdowns ({DAILY_BREAKDOWNS.list()}) "
+        f"SELECT site_id, day, {quote(run_id)}, dimension, value, {value_sums}, "
+        f"uniqCombinedState(device_id), uniqCombinedStateIf(device_id, play_ms >= {REACH_MS}) "
+        f"FROM device_values WHERE {where} "
+        f"AND (site_id, day, device_id, run_id) IN ({current_devices(where)}) "
+        "GROUP BY site_id, day, dimension, value"
     )

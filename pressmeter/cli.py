@@ -47,11 +47,38 @@ def pipeline_batch(args: argparse.Namespace, settings: Settings, rest: list[str]
         topic=args.topic or settings.topic,
         group=args.group or settings.group,
         beam_args=rest,
+        breakdowns=not args.no_breakdowns,
     )
     if args.rejected_topic is not None:
         request = dataclasses.replace(request, rejected_topic=args.rejected_topic)
     summary = run_batch(request)
     print(summary.render())
+    return 0
+
+
+def pipeline_recompute(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter.pipelines.recompute import RecomputeRequest, recompute
+    from pressmeter.runtime import tune_for_batch
+
+    tune_for_batch()
+    request = RecomputeRequest(
+        store_url=args.store or settings.store,
+        zone=settings.zone,
+        first=args.from_date,
+        last=args.to_date,
+        site_id=args.site,
+        beam_args=rest,
+    )
+    print(recompute(request).render())
+    return 0
+
+
+def metrics_provenance(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter.metrics import provenance
+    from pressmeter.store import open_store
+
+    _no_extra(rest)
+    print(provenance(open_store(args.store or settings.store), args.site, args.day).render())
     return 0
 
 
@@ -149,6 +176,20 @@ def _no_extra(rest: list[str]) -> None:
         raise ConfigError(f"unrecognized arguments: {' '.join(rest)}")
 
 
+def _period_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--from",
+        dest="from_date",
+        type=_date,
+        metavar="DATE",
+        help="first day (YYYY-MM-DD) or month (YYYY-MM)",
+    )
+    parser.add_argument(
+        "--to", dest="to_date", type=_date, metavar="DATE", help="last day or month, inclusive"
+    )
+    parser.add_argument("--site", metavar="ID", help="one site only")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pressmeter",
@@ -202,8 +243,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="the ingest service's dead letters, read with --kafka into the rejected "
         "events (stage 'ingest'); default pm.events.rejected.v1, '' for none",
     )
+    batch.add_argument(
+        "--no-breakdowns",
+        action="store_true",
+        help="site figures only, no §8 rows for the site-days recomputed (to measure what "
+        "§8 costs; a later run with them recomputes only the devices it touches)",
+    )
     _store_option(batch)
     batch.set_defaults(handler=pipeline_batch)
+
+    again = pipeline_commands.add_parser(
+        "recompute",
+        help="recompute stored days under the current lists, without reading inputs",
+        description="Recompute the facts and breakdowns of the stored events of the chosen "
+        "days under the lists shipped now (bots, search, social), as a new generation. "
+        "The data-centre verdict stays the one taken at ingest (the address is not stored).",
+    )
+    _period_options(again)
+    _store_option(again)
+    again.set_defaults(handler=pipeline_recompute)
 
     metrics = commands.add_parser("metrics", help="read the computed metrics")
     metrics_commands = metrics.add_subparsers(
@@ -216,17 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(with --by: then by value, by the bytes of its UTF-8 text).",
     )
     export.add_argument("--grain", choices=["day", "month"], default="day")
-    export.add_argument(
-        "--from",
-        dest="from_date",
-        type=_date,
-        metavar="DATE",
-        help="first day (YYYY-MM-DD) or month (YYYY-MM)",
-    )
-    export.add_argument(
-        "--to", dest="to_date", type=_date, metavar="DATE", help="last day or month, inclusive"
-    )
-    export.add_argument("--site", metavar="ID", help="one site only")
+    _period_options(export)
     export.add_argument(
         "--by",
         choices=list(DIMENSIONS),
@@ -254,6 +302,18 @@ def build_parser() -> argparse.ArgumentParser:
     refused.add_argument("--format", choices=["table", "csv"], default="table")
     _store_option(refused)
     refused.set_defaults(handler=rejects)
+
+    origin = metrics_commands.add_parser(
+        "provenance",
+        help="which runs, inputs and list versions a site's day came from",
+        description="Show the run whose facts are current for a site and day, the metrics "
+        "and list versions they were computed under, and the runs and inputs (content "
+        "hashes, positions) that stored their events.",
+    )
+    origin.add_argument("--site", required=True, metavar="ID")
+    origin.add_argument("--day", required=True, type=_date, metavar="YYYY-MM-DD")
+    _store_option(origin)
+    origin.set_defaults(handler=metrics_provenance)
 
     rank = commands.add_parser(
         "ranking",

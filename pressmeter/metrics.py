@@ -12,7 +12,7 @@ import calendar as month_calendar
 import csv
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import IO
@@ -35,10 +35,12 @@ __all__ = [
     "NONE_VALUE",
     "BreakdownRow",
     "MetricRow",
+    "Provenance",
     "breakdown_rows",
     "exact_audience",
     "exact_value_reach",
     "metric_rows",
+    "provenance",
     "write_csv",
 ]
 
@@ -314,6 +316,67 @@ def exact_value_reach(
         "GROUP BY site_id, value"
     )
     return {(site, value or NONE_VALUE): int(reach) for site, value, reach in rows}
+
+
+@dataclass
+class Provenance:
+    """Where the figures of one site and day came from (pm-metrics/1 §7)."""
+
+    site_id: str
+    day: dt.date
+    generation: str = ""  # the run whose facts are current
+    generation_kind: str = ""
+    metrics_version: str = ""
+    lists: dict[str, str] = field(default_factory=dict)
+    # run → (events of the day it stored, its inputs: source id, name, positions, checksum)
+    runs: dict[str, tuple[int, list[tuple[str, str, int, int, str]]]] = field(default_factory=dict)
+
+    def render(self) -> str:
+        if not self.generation:
+            return f"{self.site_id} {self.day}: no figures"
+        lines = [
+            f"{self.site_id} {self.day}: figures of run {self.generation} "
+            f"({self.generation_kind}, {self.metrics_version})",
+            "  lists: " + ", ".join(f"{name} {version}" for name, version in self.lists.items()),
+            "  events from:",
+        ]
+        for run, (events, inputs) in self.runs.items():
+            lines.append(f"    run {run}: {events:,} events of the day")
+            lines += [
+                f"      {name or source} [{first}-{last}] source {source} checksum {checksum}"
+                for source, name, first, last, checksum in inputs
+            ]
+        return "\n".join(lines)
+
+
+def provenance(store: Store, site_id: str, day: dt.date) -> Provenance:
+    """Which run's facts are current for the site and day, under which metrics
+    and list versions, and which runs and inputs (by content hash) stored the
+    events they were computed from."""
+    found = Provenance(site_id, day)
+    where = f"site_id = {quote(site_id)} AND day = toDate('{day.isoformat()}')"
+    current = store.rows(f"SELECT run_id FROM current_generations WHERE {where}")
+    if not current:
+        return found
+    found.generation = current[0][0]
+    run = quote(found.generation)
+    found.generation_kind, found.metrics_version = store.rows(
+        "SELECT anyIf(source_kind, status = 'started'), any(metrics_version) FROM runs "
+        f"WHERE run_id = {run}"
+    )[0]
+    found.lists = dict(
+        store.rows(f"SELECT list, version FROM fact_lists WHERE run_id = {run} ORDER BY list")
+    )
+    for source_run, events in store.rows(
+        f"SELECT run_id, count() FROM events WHERE {where} AND {COMMITTED} "
+        "GROUP BY run_id ORDER BY run_id"
+    ):
+        inputs = store.rows(
+            "SELECT source_id, name, first_position, last_position, checksum FROM run_sources "
+            f"WHERE run_id = {quote(source_run)} ORDER BY source_index"
+        )
+        found.runs[source_run] = (int(events), [tuple(row) for row in inputs])
+    return found
 
 
 def write_csv(

@@ -55,7 +55,6 @@ def list_entries(name: str) -> tuple[str, ...]:
     return tuple(line.lower() for line in lines if line and not line.startswith("#"))
 
 
-@cache
 def list_version(name: str) -> str:
     """A list's version: the first 12 hex digits of the SHA-256 of its entries."""
     digest = hashlib.sha256("\n".join(list_entries(name)).encode())

@@ -21,6 +21,7 @@ __all__ = [
     "EVENTS",
     "FACT_FIGURES",
     "FACT_GENERATIONS",
+    "FACT_LISTS",
     "IVT_FIGURES",
     "REJECTED_EVENTS",
     "RUNS",
@@ -178,6 +179,7 @@ DAILY_BREAKDOWNS = Table(
         "media_reach",
     ),
 )
+FACT_LISTS = Table("fact_lists", ("run_id", "list", "version"))
 
 TABLES: dict[str, Table] = {
     t.name: t
@@ -194,6 +196,7 @@ TABLES: dict[str, Table] = {
         DAILY_SKETCHES,
         DEVICE_VALUES,
         DAILY_BREAKDOWNS,
+        FACT_LISTS,
     )
 }
 # Tables whose rows carry the run that wrote them: an abandoned run's are deleted,
