@@ -38,7 +38,7 @@ from pressmeter.store import (
     quote,
 )
 from pressmeter.store.tables import (
-    COUNTED_FIGURES,
+    ADDITIVE_FIGURES,
     DAILY_BREAKDOWNS,
     DAILY_FACTS,
     DAILY_SKETCHES,
@@ -153,21 +153,20 @@ class FactsPartition:
             "ORDER BY site_id, device_id, ts, event_id"
         )
 
-    def agents_sql(self, run_id: str) -> str:
-        return (
-            "SELECT ua_id, any(ua) FROM user_agents WHERE ua_id IN "
-            f"(SELECT ua_id FROM events WHERE {self.where(run_id)}) GROUP BY ua_id"
-        )
 
-
-def bot_verdicts(store: Store, part: FactsPartition, run_id: str, table: pa.Table) -> np.ndarray:
+def bot_verdicts(store: Store, table: pa.Table) -> np.ndarray:
     """§2 step 3 GIVT-UA under the current bot list, per event: each distinct
     stored user agent judged once; rows stored before user agents were kept
     (ua_id 0) keep the verdict taken at ingest."""
     is_bot = BotMatcher()
-    verdict = {int(ua_id): is_bot(ua) for ua_id, ua in store.rows(part.agents_sql(run_id))}
-    ua_ids = table["ua_id"].to_numpy()
-    distinct, inverse = np.unique(ua_ids, return_inverse=True)
+    distinct, inverse = np.unique(table["ua_id"].to_numpy(), return_inverse=True)
+    # Sent as text: a probe's integers are Int64, and ids use all 64 bits.
+    agents = store.rows(
+        "SELECT ua_id, any(ua) FROM user_agents "
+        "WHERE ua_id IN (SELECT toUInt64(id) FROM {probe}) GROUP BY ua_id",
+        {"id": [str(u) for u in distinct.tolist()]},
+    )
+    verdict = {int(ua_id): is_bot(ua) for ua_id, ua in agents}
     judged = np.fromiter((verdict.get(int(u), -1) for u in distinct), np.int8, len(distinct))
     per_event = judged[inverse]
     return np.where(per_event < 0, table["ua_ivt"].to_numpy(), per_event).astype(np.uint8)
@@ -184,9 +183,9 @@ class ReadSiteEventsFn(beam.DoFn):
         table = store.table(part.sql(self.run_id))
         if not table.num_rows:
             return
-        table = table.append_column(
-            "ua_bot", pa.array(bot_verdicts(store, part, self.run_id, table))
-        ).drop(["ua_ivt", "ua_id"])
+        table = table.append_column("ua_bot", pa.array(bot_verdicts(store, table))).drop(
+            ["ua_ivt", "ua_id"]
+        )
         site_ids = pc.dictionary_encode(table["site_id"]).combine_chunks()
         codes = site_ids.indices.to_numpy()
         bounds = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), len(codes)]
@@ -288,7 +287,7 @@ def finish_facts(store: Store, run_id: str, breakdowns: bool = True) -> None:
 
 def _finish_breakdowns(store: Store, run_id: str, where: str) -> None:
     """§8 rows of the site-days `where` selects, from their devices' current rows."""
-    value_sums = ", ".join(f"sum({name})" for name in COUNTED_FIGURES[:-1])
+    value_sums = ", ".join(f"sum({name})" for name in ADDITIVE_FIGURES)
     store.execute(
         f"INSERT INTO daily_breakdowns ({DAILY_BREAKDOWNS.list()}) "
         f"SELECT site_id, day, {quote(run_id)}, dimension, value, {value_sums}, "

@@ -30,7 +30,8 @@ from pressmeter.jsontext import NotJson, read_json
 from pressmeter.metrics import DIMENSIONS, NONE_VALUE
 from pressmeter.pipelines.coders import typed_outputs
 from pressmeter.pipelines.ivt import BotMatcher
-from pressmeter.pipelines.referrers import HostReader
+from pressmeter.pipelines.memo import Memo
+from pressmeter.pipelines.referrers import url_host
 
 __all__ = [
     "AGENTS",
@@ -130,26 +131,19 @@ def _dimension(events: list, name: str) -> pa.DictionaryArray:
 
 class AgentIds:
     """ua → ua_id, the 64-bit CityHash v1.0.2 of its UTF-8 bytes (the store's own
-    `cityHash64(ua)`), each distinct agent hashed once; and the agents seen since
-    the last `take_new`, to be stored once in `user_agents`."""
-
-    MEMORY = 100_000
+    `cityHash64(ua)`), each distinct agent hashed once; and the agents hashed
+    since the last `take_new`, to be stored once in `user_agents`."""
 
     def __init__(self) -> None:
-        self._ids: dict[str, int] = {}
         self._new: dict[str, int] = {}
+        self._ids = Memo(self._hash)
+
+    def _hash(self, ua: str) -> int:
+        self._new[ua] = CityHash64(ua.encode("utf-8", "surrogatepass"))
+        return self._new[ua]
 
     def ids(self, agents: list[str]) -> np.ndarray:
-        known = self._ids
-        if len(known) > self.MEMORY:
-            known.clear()
-        found = list(map(known.get, agents))
-        if None in found:
-            for index, ua in enumerate(agents):
-                if found[index] is None:
-                    found[index] = known[ua] = CityHash64(ua.encode("utf-8", "surrogatepass"))
-                    self._new[ua] = found[index]
-        return np.fromiter(found, np.uint64, len(found))
+        return np.fromiter(self._ids(agents), np.uint64, len(agents))
 
     def take_new(self) -> pa.Table:
         """The agents hashed since the last call, as `user_agents` rows."""
@@ -174,7 +168,7 @@ class EventParser:
         self.calendar = LocalCalendar(zone)
         self.is_bot = BotMatcher()
         self.agents = AgentIds()
-        self.hosts = HostReader()
+        self.hosts = Memo(url_host, memory=200_000)
 
     def parse(self, batch: LineBatch) -> tuple[pa.Table, pa.Table]:
         """Split a batch into kept-row and rejected-row tables."""
@@ -234,12 +228,12 @@ class EventParser:
     def _hosts(self, urls: Iterator) -> pa.DictionaryArray:
         """§8 hosts of a URL column ('' where the field is missing)."""
         texts = [url or "" for url in urls]
-        return pc.dictionary_encode(pa.array(self.hosts.hosts(texts), pa.string()))
+        return pc.dictionary_encode(pa.array(self.hosts(texts), pa.string()))
 
     def _parse_exact(self, batch: LineBatch, indices: list[int]) -> tuple[pa.Table, pa.Table]:
         """A plain JSON decode and the per-event validator, line by line."""
         validate, day_of, is_bot = self.validator.validate, self.calendar.day, self.is_bot
-        host_of = self.hosts.hosts
+        host_of = self.hosts
         kept: dict[str, list] = {name: [] for name in EVENT_COLUMNS.names}
         rejected: dict[str, list] = {name: [] for name in REJECTED_COLUMNS.names}
         for index in indices:

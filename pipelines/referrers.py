@@ -18,7 +18,6 @@ from pressmeter import schemas
 __all__ = [
     "NO_HOST",
     "SOURCE_CLASSES",
-    "HostReader",
     "source_class",
     "source_classes",
     "url_host",
@@ -43,27 +42,6 @@ def url_host(url: str) -> str:
     if not host:
         return NO_HOST
     return host.removeprefix("www.")
-
-
-class HostReader:
-    """url_host of each value of a column, each distinct value read once (up to a
-    bound, past which the memory starts again)."""
-
-    MEMORY = 200_000
-
-    def __init__(self) -> None:
-        self._seen: dict[str, str] = {}
-
-    def hosts(self, urls: list[str]) -> list[str]:
-        seen = self._seen
-        if len(seen) > self.MEMORY:
-            seen.clear()
-        known = list(map(seen.get, urls))
-        if None in known:
-            for index, url in enumerate(urls):
-                if known[index] is None:
-                    known[index] = seen.setdefault(url, url_host(url))
-        return known  # type: ignore[return-value]
 
 
 def _listed(host: str, entries: tuple[str, ...]) -> bool:

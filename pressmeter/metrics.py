@@ -27,6 +27,7 @@ from pressmeter.store import (
     current_devices,
     quote,
 )
+from pressmeter.store.tables import ADDITIVE_FIGURES
 
 __all__ = [
     "BREAKDOWN_COLUMNS",
@@ -90,17 +91,7 @@ DIMENSIONS: dict[str, str | None] = {
 }
 # How a missing or empty value shows (stored as ''; a literal `(none)` is the same).
 NONE_VALUE = "(none)"
-_SUMMED = (
-    "pageviews",
-    "visits",
-    "engaged_visits",
-    "engaged_ms",
-    "media_starts",
-    "media_completes",
-    "play_ms",
-    "ivt_events",
-    "counted_events",
-)
+_SUMMED = (*ADDITIVE_FIGURES, "ivt_events", "counted_events")
 
 
 def ama(play_ms: int, minutes: int) -> Decimal:
@@ -110,10 +101,10 @@ def ama(play_ms: int, minutes: int) -> Decimal:
     return value.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
-@dataclass
-class MetricRow:
-    period: str
-    site_id: str
+@dataclass(kw_only=True)
+class Figures:
+    """The §3 figures of a period (the key fields come first, in the subclasses)."""
+
     pageviews: int = 0
     visits: int = 0
     engaged_visits: int = 0
@@ -123,14 +114,22 @@ class MetricRow:
     media_completes: int = 0
     play_ms: int = 0
     media_reach: int = 0
-    ivt_events: int = 0
-    duplicate_events: int = 0
-    counted_events: int = 0
     minutes: int = 1440
 
     @property
     def ama(self) -> Decimal:
         return ama(self.play_ms, self.minutes)
+
+
+@dataclass
+class MetricRow(Figures):
+    """One row of §4's export, with the counted events the IVT rate needs."""
+
+    period: str
+    site_id: str
+    ivt_events: int = 0
+    duplicate_events: int = 0
+    counted_events: int = 0
 
     @property
     def ivt_rate(self) -> Fraction:
@@ -143,27 +142,13 @@ class MetricRow:
 
 
 @dataclass
-class BreakdownRow:
+class BreakdownRow(Figures):
     """One row of §8's export: a site, period, dimension and value."""
 
     period: str
     site_id: str
     dimension: str
     value: str
-    pageviews: int = 0
-    visits: int = 0
-    engaged_visits: int = 0
-    visitors: int = 0
-    engaged_ms: int = 0
-    media_starts: int = 0
-    media_completes: int = 0
-    play_ms: int = 0
-    media_reach: int = 0
-    minutes: int = 1440
-
-    @property
-    def ama(self) -> Decimal:
-        return ama(self.play_ms, self.minutes)
 
     def as_csv(self) -> list[str]:
         return [str(getattr(self, name)) for name in BREAKDOWN_COLUMNS]
@@ -245,17 +230,6 @@ def metric_rows(
     return [rows[key] for key in sorted(rows)]
 
 
-_BREAKDOWN_SUMS = (
-    "pageviews",
-    "visits",
-    "engaged_visits",
-    "engaged_ms",
-    "media_starts",
-    "media_completes",
-    "play_ms",
-)
-
-
 def breakdown_rows(
     store: Store,
     dimension: str,
@@ -269,7 +243,7 @@ def breakdown_rows(
     if dimension not in DIMENSIONS:
         raise ConfigError(f"unknown dimension {dimension!r}: use one of {', '.join(DIMENSIONS)}")
     extra = _filters(grain, first, last, site_id)
-    sums = ", ".join(f"sum({name})" for name in _BREAKDOWN_SUMS)
+    sums = ", ".join(f"sum({name})" for name in ADDITIVE_FIGURES)
     rows = []
     for site, when, value, *figures, visitors, reach in store.rows(
         f"SELECT site_id, {_period_sql(grain)} AS period, value, {sums}, "
@@ -279,7 +253,7 @@ def breakdown_rows(
     ):
         label, minutes = _label(when, grain)
         row = BreakdownRow(label, site, dimension, value or NONE_VALUE, minutes=minutes)
-        for name, figure in zip(_BREAKDOWN_SUMS, figures):
+        for name, figure in zip(ADDITIVE_FIGURES, figures):
             setattr(row, name, int(figure))
         row.visitors, row.media_reach = int(visitors), int(reach)
         rows.append(row)

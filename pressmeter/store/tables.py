@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "ADDITIVE_FIGURES",
     "COUNTED_FIGURES",
     "DAILY_BREAKDOWNS",
     "DAILY_FACTS",
@@ -131,8 +132,8 @@ DUPLICATE_EVENTS = Table(
     "duplicate_events",
     ("site_id", "day", "event_id", "received_at", "source_id", "position", "kind", "run_id"),
 )
-# The additive figures of §3/§8 over counted events, per device or summed.
-COUNTED_FIGURES = (
+# The additive figures of §3 and §8 (they sum over days, devices and values).
+ADDITIVE_FIGURES = (
     "pageviews",
     "visits",
     "engaged_visits",
@@ -140,8 +141,9 @@ COUNTED_FIGURES = (
     "media_starts",
     "media_completes",
     "play_ms",
-    "counted_events",
 )
+# ... and the counted events they are over, per device or summed.
+COUNTED_FIGURES = (*ADDITIVE_FIGURES, "counted_events")
 # Events removed as IVT, and by the rule that removed them (pipelines/ivt.py).
 IVT_FIGURES = ("ivt_events", "ivt_ua", "ivt_datacenter", "ivt_rate")
 FACT_FIGURES = (*COUNTED_FIGURES, *IVT_FIGURES)
@@ -174,7 +176,7 @@ DAILY_BREAKDOWNS = Table(
         "run_id",
         "dimension",
         "value",
-        *COUNTED_FIGURES[:-1],
+        *ADDITIVE_FIGURES,
         "visitors",
         "media_reach",
     ),
