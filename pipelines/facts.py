@@ -46,13 +46,12 @@ class SiteEvents:
 
     Columns: device_id (str), device_hash, ts, day, type, ua_bot (the GIVT-UA
     verdict under the current list), ip_class, value_ms, action (enum codes as
-    integers), the §8 fields and the referrer and page hosts. Figures are wanted
-    for `days` only; the events of the days around them are there so that
-    visits crossing midnight are whole.
+    integers), the §8 fields, the referrer and page hosts, and `wanted`: whether
+    the event's device-day is to be recomputed. The events of the days around
+    wanted ones are there so that visits crossing midnight are whole.
     """
 
     site_id: str
-    days: frozenset[int]
     columns: pa.Table
 
     @property
@@ -183,7 +182,7 @@ def device_value_figures(
 def compute_site_facts(
     site: SiteEvents, calendar: LocalCalendar, breakdowns: bool = True
 ) -> tuple[pa.Table, pa.Table]:
-    """(device_days rows, device_values rows) of the site's devices on `site.days`
+    """(device_days rows, device_values rows) of the site's wanted device-days
     (no device_values rows without `breakdowns`)."""
     e = _events(site, calendar)
     if not len(e.day):
@@ -191,11 +190,13 @@ def compute_site_facts(
     first_day = int(e.day.min())
     days = int(e.day.max()) - first_day + 1
     device_ids = site.columns["device_id"].take(pa.array(np.flatnonzero(group_starts(e.device))))
-    wanted = np.asarray(sorted(site.days))
+    day_keys = _Keys(first_day, days, 1)
+    flagged = site.columns["wanted"].to_numpy().astype(bool)
+    wanted = np.unique(day_keys.pack(e.device[flagged], e.day[flagged], 0))
 
     def rows(keys: _Keys, key: np.ndarray, sums: Columns, **labels: np.ndarray) -> pa.Table:
         device, day, code = keys.unpack(key)
-        keep = np.isin(day, wanted)
+        keep = np.isin(day_keys.pack(device, day, 0), wanted)
         columns = {
             "site_id": pa.DictionaryArray.from_arrays(
                 np.zeros(int(keep.sum()), dtype=np.int32), pa.array([site.site_id])
@@ -207,7 +208,6 @@ def compute_site_facts(
         }
         return pa.table(columns)
 
-    day_keys = _Keys(first_day, days, 1)
     device_days = rows(day_keys, *device_day_figures(e, day_keys))
     device_days = device_days.select(DEVICE_DAYS.without("run_id"))
     if not breakdowns:

@@ -61,12 +61,11 @@ PARTITION_EVENTS = 2_000_000
 
 @dataclass(frozen=True)
 class SiteDays:
-    """One site's wanted days and the day range to read for them."""
+    """One site and the day range to read for its wanted days."""
 
     site_id: str
     first_day: int
     last_day: int
-    days: frozenset[int]
 
 
 def _date(day: int) -> str:
@@ -105,18 +104,35 @@ class FactsScope:
 
     @classmethod
     def of_run(cls, run_id: str) -> FactsScope:
-        """The devices a run stored events of, on the days it touched ± 1."""
+        """The devices a run stored events of, each on the days it touched ± 1."""
         return cls(f"run_id = {quote(run_id)}")
 
     def wanted(self, days: list[int]) -> frozenset[int]:
         deltas = (-1, 0, 1) if self.beside else (0,)
         return frozenset(d + delta for d in days for delta in deltas)
 
+    def _device_days(self, reach: int) -> str:
+        """SQL: the (site, device, day) of the touched events, `reach` days either side."""
+        shifts = ", ".join(str(d) for d in range(-reach, reach + 1))
+        return (
+            "(site_id, device_id, day) IN (SELECT site_id, device_id, addDays(day, shift) "
+            f"FROM events ARRAY JOIN [{shifts}] AS shift WHERE {self.touched})"
+        )
+
     def devices(self) -> str:
-        """SQL: events of the devices (of their site) in scope."""
+        """SQL: the events to read: a run's touched devices on their own wanted days
+        and the day either side of those (visits across midnight whole); every
+        device of the chosen days for a recomputation (its read range adds the
+        day either side)."""
+        if self.beside:
+            return self._device_days(2)
         return (
             f"(site_id, device_id) IN (SELECT site_id, device_id FROM events WHERE {self.touched})"
         )
+
+    def wanted_sql(self) -> str:
+        """SQL, per event read: whether its device-day is recomputed."""
+        return self._device_days(1) if self.beside else self.touched
 
 
 def _visible(run_id: str) -> str:
@@ -148,7 +164,7 @@ class FactsPartition:
             "CAST(type AS Int8) AS type, ua_ivt, ua_id, "
             "CAST(ip_class AS Int8) AS ip_class, value_ms, CAST(action AS Int8) AS action, "
             "section, content_id, channel_id, stream, province, device_type, "
-            "referrer_host, url_host "
+            f"referrer_host, url_host, {self.scope.wanted_sql()} AS wanted "
             f"FROM events WHERE {self.where(run_id)} "
             "ORDER BY site_id, device_id, ts, event_id"
         )
@@ -189,10 +205,9 @@ class ReadSiteEventsFn(beam.DoFn):
         site_ids = pc.dictionary_encode(table["site_id"]).combine_chunks()
         codes = site_ids.indices.to_numpy()
         bounds = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), len(codes)]
-        wanted = {s.site_id: s.days for s in part.sites}
         for start, stop in itertools.pairwise(bounds):
             site = site_ids.dictionary[codes[start]].as_py()
-            yield SiteEvents(site, wanted[site], table.slice(start, stop - start).drop(["site_id"]))
+            yield SiteEvents(site, table.slice(start, stop - start).drop(["site_id"]))
 
 
 def plan_facts(store: Store, run_id: str, scope: FactsScope) -> list[FactsPartition]:
@@ -209,7 +224,7 @@ def plan_facts(store: Store, run_id: str, scope: FactsScope) -> list[FactsPartit
     sites = []
     for site_id, days in touched:
         wanted = scope.wanted(days)
-        sites.append(SiteDays(site_id, min(wanted) - 1, max(wanted) + 1, wanted))
+        sites.append(SiteDays(site_id, min(wanted) - 1, max(wanted) + 1))
     counts: dict[str, int] = dict.fromkeys((s.site_id for s in sites), 0)
     for site_id, count in store.rows(
         f"SELECT site_id, count() FROM events WHERE {_within(sites)} "

@@ -27,8 +27,8 @@ def test_each_site_is_read_within_its_own_days_only(runner: Runner) -> None:
     )
     part = FactsPartition(
         (
-            SiteDays("a.vn", day("2026-10-04"), day("2026-10-06"), frozenset()),
-            SiteDays("b.vn", day("2026-10-19"), day("2026-10-21"), frozenset()),
+            SiteDays("a.vn", day("2026-10-04"), day("2026-10-06")),
+            SiteDays("b.vn", day("2026-10-19"), day("2026-10-21")),
         ),
         FactsScope.of_run(summary.run_id),
     )
