@@ -1,4 +1,4 @@
-"""The dimensions of the standard's §8 (docs: METRICS.md §8): the value each
+"""The dimensions of the standard's §8 (docs/standard.md §8): the value each
 counted event has in each, as integer codes with their texts.
 
 Six dimensions are event fields, stored as they came ('' for none); `source` is

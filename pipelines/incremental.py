@@ -1,7 +1,7 @@
 """Incremental facts: what a run recomputes, how it reads it, and how the
 site-day figures are summed from the devices' contributions.
 
-Every figure of §3 and §8 decomposes by device (docs: METRICS.md §3, §8):
+Every figure of §3 and §8 decomposes by device (docs/standard.md §3, §8):
 visits, engaged visits, SIVT-RATE, page views, engaged and played time are per
 device and day; visitors and reach are counts of devices. So a run recomputes
 only the devices it stored events of, on the days it touched and the day either

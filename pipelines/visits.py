@@ -1,4 +1,4 @@
-"""The per-event and per-visit rules of the standard's §3 (docs: METRICS.md §3),
+"""The per-event and per-visit rules of the standard's §3 (docs/standard.md §3),
 one function each, on the columns of one site's events sorted by (device, ts).
 
 Caps and thresholds are the named constants below, used where they apply

@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export = metrics_commands.add_parser(
         "export",
-        help="CSV of METRICS.md §4 (or §8 with --by)",
+        help="CSV of docs/standard.md §4 (or §8 with --by)",
         description="Write the pm-metrics/1 export CSV, sorted by period then site_id "
         "(with --by: then by value, by the bytes of its UTF-8 text).",
     )
@@ -317,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rank = commands.add_parser(
         "ranking",
-        help="monthly ranking of outlets per category (METRICS.md §5)",
+        help="monthly ranking of outlets per category (docs/standard.md §5)",
         description="Rank outlets inside their category by visitors for one month.",
     )
     rank.add_argument("--month", required=True, help="YYYY-MM")
@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument(
         "--channels",
         action="store_true",
-        help="rank the channels of tv and of radio by ama instead (METRICS.md §5)",
+        help="rank the channels of tv and of radio by ama instead (docs/standard.md §5)",
     )
     rank.add_argument(
         "--ivt-threshold",

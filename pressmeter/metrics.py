@@ -1,5 +1,5 @@
 """Reading pm-metrics/1 back out of the store: per site and day or month, exactly
-the columns of METRICS.md §4, and per §8 dimension and value, those of §8.
+the columns of docs/standard.md §4, and per §8 dimension and value, those of §8.
 
 Days are summed into months for the additive metrics; `visitors` and
 `media_reach` merge the days' sketches (a month's visitors are not the sum of
@@ -358,7 +358,7 @@ def write_csv(
     out: IO[str],
     columns: tuple[str, ...] = EXPORT_COLUMNS,
 ) -> int:
-    """METRICS.md §4 CSV (or §8's, with its `columns`); returns the number of data
+    """docs/standard.md §4 CSV (or §8's, with its `columns`); returns the number of data
     rows. Text is quoted as CSV requires and never cut."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)

@@ -1,4 +1,4 @@
-"""The monthly ranking of METRICS.md §5: outlets ranked inside their category by
+"""The monthly ranking of docs/standard.md §5: outlets ranked inside their category by
 `visitors`, ties sharing a rank, with the other headline metrics and the IVT rate
 beside them (flagged above a threshold); and the channels of tv and of radio
 ranked by `ama`. visitors and media_reach are exact counts of the per-device

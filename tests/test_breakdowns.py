@@ -1,4 +1,4 @@
-"""METRICS.md §8 breakdowns on both stores: the worked example's four files byte
+"""docs/standard.md §8 breakdowns on both stores: the worked example's four files byte
 for byte, each source class by hand, and odd values kept whole."""
 
 from __future__ import annotations

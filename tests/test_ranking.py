@@ -1,4 +1,4 @@
-"""METRICS.md §5 additions on both stores: the IVT rate beside each outlet and its
+"""docs/standard.md §5 additions on both stores: the IVT rate beside each outlet and its
 flag, the channel ranking of tv and radio, and exact visitors and reach."""
 
 from __future__ import annotations
