@@ -112,6 +112,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--no-breakdowns",
+        action="store_true",
+        help="run the pipeline without the §8 rows, to see what they cost",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pm-bench-") as tmp:
         folder = Path(tmp)
@@ -129,7 +134,8 @@ def main() -> int:
         rates, yardsticks = [], []
         for run in range(1, args.repeat + 1):
             yardstick = orjson_rate(events_file)
-            read, wall, cpu, peak = measure(["--input", str(events_file)], folder / "store")
+            source = ["--input", str(events_file), *(["--no-breakdowns"] * args.no_breakdowns)]
+            read, wall, cpu, peak = measure(source, folder / "store")
             rates.append(read / cpu)
             yardsticks.append(yardstick)
             print(

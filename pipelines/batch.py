@@ -3,50 +3,40 @@ of every site and day it touched, then commit.
 
 Two Beam pipelines, one run:
   ingest: read → parse/validate → deduplicate → store events, rejects, tallies
-  facts:  stored events of the touched site-days → IVT → visits → facts → store
-The facts of a day are recomputed from all of its stored events, so the numbers
-do not depend on how the traffic was cut into batches. Nothing a run writes is
+  facts:  stored events of the touched devices → IVT → visits → per-device
+          contributions → store; then each touched site-day summed in the store
+          over its devices' current rows (pipelines/incremental.py)
+A device's figures are recomputed from all of its stored events of those days,
+so the numbers do not depend on how the traffic was cut into batches. Nothing a run writes is
 seen before the ledger marks it committed; Kafka offsets are committed after.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
-import math
 import time
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import apache_beam as beam
-import numpy as np
-import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 
-from pressmeter import METRICS_VERSION
-from pressmeter.calendar import day_to_date
 from pressmeter.errors import RunFailed
 from pressmeter.pipelines import coders
 from pressmeter.pipelines.dead_letters import DEAD_LETTER_COLUMNS, DeadLetterRowsFn
-from pressmeter.pipelines.dedup import DUPLICATE_COLUMNS, DUPLICATES, REPLAYED, DeduplicateEvents
-from pressmeter.pipelines.facts import (
-    DEVICE_DAYS,
-    FACT_COLUMNS,
-    VISITS,
-    ComputeSiteFacts,
-    SiteEvents,
+from pressmeter.pipelines.dedup import DUPLICATES, REPLAYED, DeduplicateEvents
+from pressmeter.pipelines.facts import DEVICE_VALUE_ROWS, ComputeSiteFacts, SiteEvents
+from pressmeter.pipelines.incremental import (
+    FactsPartition,
+    FactsScope,
+    ReadSiteEventsFn,
+    finish_facts,
+    plan_facts,
 )
 from pressmeter.pipelines.ledger import Ledger, RunCounts, new_run_id
 from pressmeter.pipelines.options import check_workers_reach_store, pipeline_options
-from pressmeter.pipelines.parse import (
-    EVENT_COLUMNS,
-    REJECTED,
-    REJECTED_COLUMNS,
-    LineBatch,
-    ParseEvents,
-)
+from pressmeter.pipelines.parse import AGENTS, REJECTED, REJECTED_COLUMNS, LineBatch, ParseEvents
 from pressmeter.pipelines.sinks import WriteToStore
 from pressmeter.pipelines.sources import (
     READS,
@@ -58,14 +48,13 @@ from pressmeter.pipelines.sources import (
     SourceRead,
     plan_files,
 )
-from pressmeter.store import COMMITTED, Store, open_store, quote
+from pressmeter.store import Store, open_store, quote, tables
 
 __all__ = ["BatchRequest", "RunSummary", "run_batch"]
 
 log = logging.getLogger(__name__)
 coders.register(LineBatch, SiteEvents)
 
-STORED_EVENT_COLUMNS = [name for name in EVENT_COLUMNS.names if name != "read_order"]
 # Events per facts partition: bounds the memory of one site's recomputation.
 PARTITION_EVENTS = 2_000_000
 
@@ -84,12 +73,16 @@ class BatchRequest:
     group: str = "pressmeter-batch"
     beam_args: list[str] = field(default_factory=list)
     shards: int = 4
+    # §8 rows beside the site figures; off only to measure what they cost (bench/).
+    breakdowns: bool = True
 
 
 @dataclass
 class RunSummary:
     run_id: str
     seconds: float = 0.0
+    ingest_seconds: float = 0.0
+    facts_seconds: float = 0.0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     abandoned: list[str] = field(default_factory=list)
     read: int = 0
@@ -113,7 +106,8 @@ class RunSummary:
         rejected = _reasons(self.rejected)
         lines = [
             f"run {self.run_id} committed in {self.seconds:.1f} s "
-            f"({self.read / max(self.seconds, 1e-9):,.0f} records/s)",
+            f"({self.read / max(self.seconds, 1e-9):,.0f} records/s; "
+            f"ingest {self.ingest_seconds:.1f} s, facts {self.facts_seconds:.1f} s)",
             f"  read        {self.read:,} records",
             f"  rejected    {sum(self.rejected.values()):,} ({rejected})",
             f"  duplicates  {self.duplicates:,} (within this run {self.duplicates_within_run:,}, "
@@ -162,26 +156,22 @@ def _ingest(
             letters.lines
             | "DeadLetterRows" >> beam.ParDo(DeadLetterRowsFn())
             | "KeepIngestRejects"
-            >> WriteToStore(url, "rejected_events", DEAD_LETTER_COLUMNS, run_id)
+            >> WriteToStore(url, tables.REJECTED_EVENTS, run_id, DEAD_LETTER_COLUMNS)
         )
     (
         reads
         | "AllReads" >> beam.Flatten()
         | "SourceRows" >> beam.Map(dataclasses.asdict)
-        | "RecordSources"
-        >> WriteToStore(
-            url, "run_sources", [f.name for f in dataclasses.fields(SourceRead)], run_id
-        )
+        | "RecordSources" >> WriteToStore(url, tables.RUN_SOURCES, run_id)
     )
     parsed = read.lines | "Parse" >> ParseEvents(request.zone)
     parsed[REJECTED] | "KeepRejected" >> WriteToStore(
-        url, "rejected_events", REJECTED_COLUMNS.names, run_id
+        url, tables.REJECTED_EVENTS, run_id, REJECTED_COLUMNS.names
     )
+    parsed[AGENTS] | "KeepUserAgents" >> WriteToStore(url, tables.USER_AGENTS, run_id)
     unique = parsed.kept | "Deduplicate" >> DeduplicateEvents(url, request.shards)
-    unique.first | "StoreEvents" >> WriteToStore(url, "events", STORED_EVENT_COLUMNS, run_id)
-    unique[DUPLICATES] | "KeepDuplicates" >> WriteToStore(
-        url, "duplicate_events", DUPLICATE_COLUMNS, run_id
-    )
+    unique.first | "StoreEvents" >> WriteToStore(url, tables.EVENTS, run_id)
+    unique[DUPLICATES] | "KeepDuplicates" >> WriteToStore(url, tables.DUPLICATE_EVENTS, run_id)
     replays = Metrics.counter("dedup", "replayed")
     unique[REPLAYED] | "CountReplays" >> beam.Map(replays.inc)
     result = pipeline.run()
@@ -190,174 +180,33 @@ def _ingest(
     return int(sum(c.committed or 0 for c in counters))
 
 
-@dataclass(frozen=True)
-class SiteDays:
-    """One site's wanted days and the day range to read for them."""
-
-    site_id: str
-    first_day: int
-    last_day: int
-    days: frozenset[int]
-
-
-def _within(sites: Sequence[SiteDays]) -> str:
-    """SQL: rows of these sites, each within its own day range.
-
-    The ranges are looked up per row with transform() rather than OR-ing one
-    condition per site: with 50 sites that was 50 comparisons a row and 0.3 s
-    per million rows read (chDB). The outer day range lets the store skip
-    partitions; site_id IN lets it use the sort key.
-    """
-    names = ", ".join(quote(site.site_id) for site in sites)
-    firsts = ", ".join(str(site.first_day) for site in sites)
-    lasts = ", ".join(str(site.last_day) for site in sites)
-    first, last = min(site.first_day for site in sites), max(site.last_day for site in sites)
-    return (
-        f"site_id IN ({names}) AND day BETWEEN {_date(first)} AND {_date(last)} "
-        f"AND toUInt16(day) BETWEEN transform(site_id, [{names}], "
-        f"CAST([{firsts}] AS Array(UInt16)), toUInt16(0)) "
-        f"AND transform(site_id, [{names}], CAST([{lasts}] AS Array(UInt16)), toUInt16(0))"
-    )
-
-
-@dataclass(frozen=True)
-class FactsPartition:
-    """What one facts worker reads: whole sites, or one device bucket of a big site."""
-
-    sites: tuple[SiteDays, ...]
-    bucket: int = 0
-    buckets: int = 1
-
-    def sql(self, run_id: str) -> str:
-        bucket = (
-            f"AND cityHash64(device_id) % {self.buckets} = {self.bucket}"
-            if self.buckets > 1
-            else ""
-        )
-        return (
-            "SELECT site_id, device_id, cityHash64(device_id) AS device_hash, ts, day, "
-            "CAST(type AS Int8) AS type, ua_ivt, "
-            "CAST(ip_class AS Int8) AS ip_class, value_ms, CAST(action AS Int8) AS action "
-            f"FROM events WHERE {_within(self.sites)} "
-            f"AND ({COMMITTED} OR run_id = {quote(run_id)}) {bucket} "
-            "ORDER BY site_id, device_id, ts, event_id"
-        )
-
-
-def _date(day: int) -> str:
-    return f"toDate('{day_to_date(day).isoformat()}')"
-
-
-class ReadSiteEventsFn(beam.DoFn):
-    """FactsPartition → one SiteEvents per site, read from the store in device order."""
-
-    def __init__(self, store_url: str, run_id: str) -> None:
-        self.store_url, self.run_id = store_url, run_id
-
-    def process(self, part: FactsPartition) -> Iterator[SiteEvents]:
-        table = open_store(self.store_url).table(part.sql(self.run_id))
-        if not table.num_rows:
-            return
-        site_ids = pc.dictionary_encode(table["site_id"]).combine_chunks()
-        codes = site_ids.indices.to_numpy()
-        bounds = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), len(codes)]
-        wanted = {s.site_id: s.days for s in part.sites}
-        for start, stop in itertools.pairwise(bounds):
-            site = site_ids.dictionary[codes[start]].as_py()
-            yield SiteEvents(site, wanted[site], table.slice(start, stop - start).drop(["site_id"]))
-
-
-def plan_facts(store: Store, run_id: str) -> list[FactsPartition]:
-    """The site-days a run touched, the days beside them (a new event can join or
-    split a visit across midnight), and the events to read for them, packed into
-    partitions of at most PARTITION_EVENTS events (few queries, bounded memory)."""
-    touched = store.rows(
-        f"SELECT site_id, groupUniqArray(toUInt32(day)) FROM events "
-        f"WHERE run_id = {quote(run_id)} GROUP BY site_id ORDER BY site_id"
-    )
-    if not touched:
-        return []
-    sites = []
-    for site_id, days in touched:
-        wanted = frozenset(d + delta for d in days for delta in (-1, 0, 1))
-        sites.append(SiteDays(site_id, min(wanted) - 1, max(wanted) + 1, wanted))
-    counts: dict[str, int] = dict.fromkeys((s.site_id for s in sites), 0)
-    for site_id, count in store.rows(
-        f"SELECT site_id, count() FROM events WHERE {_within(sites)} "
-        f"AND ({COMMITTED} OR run_id = {quote(run_id)}) GROUP BY site_id"
-    ):
-        counts[site_id] = int(count)
-    partitions: list[FactsPartition] = []
-    group: list[SiteDays] = []
-    size = 0
-    for site in sites:
-        if counts[site.site_id] > PARTITION_EVENTS:
-            buckets = math.ceil(counts[site.site_id] / PARTITION_EVENTS)
-            partitions += [FactsPartition((site,), b, buckets) for b in range(buckets)]
-            continue
-        if size + counts[site.site_id] > PARTITION_EVENTS:
-            partitions.append(FactsPartition(tuple(group)))
-            group, size = [], 0
-        group.append(site)
-        size += counts[site.site_id]
-    if group:
-        partitions.append(FactsPartition(tuple(group)))
-    return partitions
+def facts_phase(
+    request: BatchRequest, store: Store, run_id: str, scope: FactsScope | None = None
+) -> None:
+    """The facts phase: the contributions of the devices in scope (by default the
+    run's touched devices), then the site-days."""
+    partitions = plan_facts(store, run_id, scope or FactsScope.of_run(run_id))
+    log.info("run %s: recomputing facts in %d partition(s)", run_id, len(partitions))
+    if partitions:
+        _compute_facts(request, run_id, partitions)
+        finish_facts(store, run_id, request.breakdowns)
 
 
 def _compute_facts(request: BatchRequest, run_id: str, partitions: list[FactsPartition]) -> None:
+    """The touched devices' contributions (pipelines/facts.py) into the store."""
     url = request.store_url
     with beam.Pipeline(options=pipeline_options(request.beam_args)) as pipeline:
-        facts = (
+        devices = (
             pipeline
             | "Partitions" >> beam.Create(partitions)
             | "ReadSiteEvents"
             >> beam.ParDo(ReadSiteEventsFn(url, run_id)).with_output_types(SiteEvents)
-            | "Facts" >> ComputeSiteFacts(request.zone)
+            | "Facts" >> ComputeSiteFacts(request.zone, request.breakdowns)
         )
-        (
-            facts["facts"]
-            | "Version" >> beam.Map(lambda row: {**row, "metrics_version": METRICS_VERSION})
-            | "StoreFacts"
-            >> WriteToStore(
-                url, "daily_facts", ["site_id", "day", "metrics_version", *FACT_COLUMNS], run_id
-            )
+        devices.device_days | "StoreDeviceDays" >> WriteToStore(url, tables.DEVICE_DAYS, run_id)
+        devices[DEVICE_VALUE_ROWS] | "StoreDeviceValues" >> WriteToStore(
+            url, tables.DEVICE_VALUES, run_id
         )
-        facts[VISITS] | "StoreVisits" >> WriteToStore(
-            url,
-            "visits",
-            [
-                "site_id",
-                "day",
-                "device_id",
-                "start_ts",
-                "end_ts",
-                "events",
-                "pageviews",
-                "engaged_ms",
-                "play_ms",
-                "engaged",
-            ],
-            run_id,
-        )
-        facts[DEVICE_DAYS] | "StoreDeviceDays" >> WriteToStore(
-            url, "device_days", ["site_id", "day", "device_id", "counted_events", "play_ms"], run_id
-        )
-
-
-def _finish_facts(store: Store, run_id: str) -> None:
-    """Sketches from the device-days, and the generations that make the facts current."""
-    run = quote(run_id)
-    store.execute(
-        "INSERT INTO daily_sketches (site_id, day, run_id, visitors, media_reach) "
-        "SELECT site_id, day, run_id, uniqCombinedState(device_id), "
-        "uniqCombinedStateIf(device_id, play_ms >= 60000) "
-        f"FROM device_days WHERE run_id = {run} GROUP BY site_id, day, run_id"
-    )
-    store.execute(
-        "INSERT INTO fact_generations (site_id, day, run_id) "
-        f"SELECT DISTINCT site_id, day, run_id FROM daily_facts WHERE run_id = {run}"
-    )
 
 
 def _summarize(store: Store, summary: RunSummary) -> None:
@@ -411,11 +260,9 @@ def run_batch(request: BatchRequest) -> RunSummary:
         if planned or dead_letters:
             log.info("run %s: reading %d source(s)", run_id, len(planned) + len(dead_letters))
             summary.replayed = _ingest(request, run_id, planned, read_fn, dead_letters)
-            partitions = plan_facts(store, run_id)
-            log.info("run %s: recomputing facts in %d partition(s)", run_id, len(partitions))
-            if partitions:
-                _compute_facts(request, run_id, partitions)
-                _finish_facts(store, run_id)
+            summary.ingest_seconds = time.monotonic() - started
+            facts_phase(request, store, run_id)
+            summary.facts_seconds = time.monotonic() - started - summary.ingest_seconds
         _summarize(store, summary)
         removed = sum(summary.rejected.values()) + summary.duplicates + summary.replayed
         if summary.read != removed + summary.kept:
@@ -452,8 +299,8 @@ def run_batch(request: BatchRequest) -> RunSummary:
 
 
 def _reads(store: Store, run_id: str) -> list[SourceRead]:
-    names = [f.name for f in dataclasses.fields(SourceRead)]
-    rows = store.rows(f"SELECT {', '.join(names)} FROM run_sources WHERE run_id = {quote(run_id)}")
+    names = tables.RUN_SOURCES.list("run_id")
+    rows = store.rows(f"SELECT {names} FROM run_sources WHERE run_id = {quote(run_id)}")
     return [SourceRead(*row) for row in rows]
 
 

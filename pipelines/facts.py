@@ -1,8 +1,11 @@
-"""Step 3 of METRICS.md §2 and the metrics of §3: IVT, visits, daily facts.
+"""Step 3 of the standard's §2 and the figures of §3 and §8, per device: what each
+device contributed to its site on each day, overall and per §8 value.
 
-Works on the kept events of one site (all devices whole, sorted by device_id,
-ts, event_id), as columns, so a whole site-month is a handful of
-vectorised passes rather than a Python loop per event.
+Works on the stored events of some devices of one site (each device whole,
+sorted by device_id, ts, event_id), as columns: a site-month is a handful of
+vectorised passes rather than a Python loop per event. The site-day figures are
+sums over the current rows of its devices (pipelines/incremental.py), so a run
+recomputes only the devices it touched.
 """
 
 from __future__ import annotations
@@ -15,56 +18,40 @@ import numpy as np
 import pyarrow as pa
 
 from pressmeter.calendar import LocalCalendar
+from pressmeter.pipelines.breakdowns import DimensionValues, values_by_dimension
 from pressmeter.pipelines.coders import typed_outputs
-from pressmeter.pipelines.ivt import group_starts, judge_ivt
+from pressmeter.pipelines.ivt import IvtVerdicts, group_starts, judge_ivt
+from pressmeter.pipelines.visits import (
+    Visits,
+    capped_engaged_ms,
+    capped_played_ms,
+    engaged_visits,
+    find_visits,
+)
+from pressmeter.store.tables import DEVICE_DAYS, DEVICE_VALUES
 
-__all__ = [
-    "DEVICE_DAYS",
-    "FACT_COLUMNS",
-    "VISITS",
-    "ComputeSiteFacts",
-    "SiteEvents",
-    "compute_site_facts",
-]
+__all__ = ["DEVICE_VALUE_ROWS", "ComputeSiteFacts", "SiteEvents", "compute_site_facts"]
 
-VISIT_GAP_MS = 1_800_000
-ENGAGED_CAP_MS = 30_000
-PLAYED_CAP_MS = 60_000
-ENGAGED_VISIT_MS = 10_000
-REACH_MS = 60_000
 # Codes of the stored enums (schemas/clickhouse/0002_events.sql).
 PAGE_VIEW, ENGAGEMENT, MEDIA = 1, 2, 3
 START, END = 1, 4
-
-VISITS = "visits"
-DEVICE_DAYS = "device_days"
-FACT_COLUMNS = (
-    "pageviews",
-    "visits",
-    "engaged_visits",
-    "engaged_ms",
-    "media_starts",
-    "media_completes",
-    "play_ms",
-    "counted_events",
-    "ivt_events",
-    "ivt_ua",
-    "ivt_datacenter",
-    "ivt_rate",
-)
+DEVICE_VALUE_ROWS = "device_values"
+Columns = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
 class SiteEvents:
-    """Kept events of one site, devices whole, sorted by (device_id, ts, event_id).
+    """Stored events of some devices of one site, each device whole, sorted by
+    (device_id, ts, event_id).
 
-    Columns: device_id (str), device_hash, ts, day, type, ua_ivt, ip_class, value_ms, action
-    (enum codes as integers). Facts are wanted for `days` only; the events of the
-    days around them are there so that visits crossing midnight are whole.
+    Columns: device_id (str), device_hash, ts, day, type, ua_bot (the GIVT-UA
+    verdict under the current list), ip_class, value_ms, action (enum codes as
+    integers), the §8 fields, the referrer and page hosts, and `wanted`: whether
+    the event's device-day is to be recomputed. The events of the days around
+    wanted ones are there so that visits crossing midnight are whole.
     """
 
     site_id: str
-    days: frozenset[int]
     columns: pa.Table
 
     @property
@@ -72,175 +59,197 @@ class SiteEvents:
         return self.columns.nbytes
 
 
-def compute_site_facts(
-    site: SiteEvents, calendar: LocalCalendar
-) -> tuple[list[dict], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(daily fact rows, visit columns, device-day columns) for `site.days`."""
-    c = {
-        name: site.columns[name].to_numpy()
-        for name in site.columns.column_names
-        if name != "device_id"
-    }
-    device_id = site.columns["device_id"]
+@dataclass(frozen=True)
+class _Events:
+    """The per-event inputs of the figures, as numpy columns."""
+
+    device: np.ndarray  # 0, 1, 2 ... per device, in row order
+    day: np.ndarray
+    ivt: IvtVerdicts
+    visits: Visits
+    engaged: np.ndarray  # per visit: §3 engaged
+    counted_figures: Columns  # per event, the value it adds to each counted figure
+
+
+def _events(site: SiteEvents, calendar: LocalCalendar) -> _Events:
+    """IVT (§2 step 3), capped values and visits (§3) of the site's events."""
+    c = {name: site.columns[name].to_numpy() for name in _NUMERIC}
     ts, day = c["ts"].astype(np.int64), c["day"].astype(np.int64)
     kind, action, value = c["type"], c["action"], c["value_ms"].astype(np.int64)
     # Sorted by device: a new device starts where the id's hash changes (a 64-bit
     # hash equal for two ids that happen to sort side by side is not a concern).
     device = np.cumsum(group_starts(c["device_hash"])) - 1
     page_view, engagement, media = kind == PAGE_VIEW, kind == ENGAGEMENT, kind == MEDIA
-
-    ivt = judge_ivt(c["ua_ivt"], c["ip_class"], device, ts, day, page_view, calendar)
-    ua, datacenter, rate, counted = ivt.ua, ivt.datacenter, ivt.rate, ivt.counted
-    engaged_ms = np.where(engagement, np.minimum(value, ENGAGED_CAP_MS), 0)
-    play_ms = np.where(media, np.minimum(value, PLAYED_CAP_MS), 0)
-
-    # Visits: counted events of a device, a new one after a gap of more than 30 min.
-    rows = np.flatnonzero(counted)
-    gap = np.zeros(len(rows), dtype=bool)
-    gap[1:] = np.diff(ts[rows]) > VISIT_GAP_MS
-    visit_start = group_starts(device[rows]) | gap
-    visit = np.cumsum(visit_start) - 1
-    first = rows[visit_start]
-    last = (
-        rows[np.append(np.flatnonzero(visit_start)[1:] - 1, len(rows) - 1)] if len(rows) else rows
-    )
-    visit_pageviews = np.bincount(visit, weights=page_view[rows]).astype(np.int64)
-    visit_engaged = np.bincount(visit, weights=engaged_ms[rows]).astype(np.int64)
-    visit_played = np.bincount(visit, weights=play_ms[rows]).astype(np.int64)
-    visit_events = np.bincount(visit).astype(np.int64)
-    is_engaged = (
-        (visit_pageviews >= 2)
-        | (visit_engaged >= ENGAGED_VISIT_MS)
-        | (visit_played >= ENGAGED_VISIT_MS)
-    )
-    visit_day = day[first]
-
-    # Device-days: the basis of visitors and media reach.
-    dd_start = np.flatnonzero(group_starts(device[rows], day[rows]))
-    dd_rows = rows[dd_start]
-    dd_events = np.diff(np.append(dd_start, len(rows)))
-    dd_played = np.add.reduceat(play_ms[rows], dd_start) if len(rows) else dd_start
-
-    facts = _daily_rows(
-        site,
+    ivt = judge_ivt(c["ua_bot"], c["ip_class"], device, ts, day, page_view, calendar)
+    engaged_ms = capped_engaged_ms(engagement, value)
+    played_ms = capped_played_ms(media, value)
+    visits = find_visits(device, ts, ivt.counted)
+    return _Events(
+        device,
         day,
-        counted,
+        ivt,
+        visits,
+        engaged_visits(visits, page_view, engaged_ms, played_ms),
         {
-            "pageviews": counted & page_view,
-            "engaged_ms": np.where(counted, engaged_ms, 0),
-            "media_starts": counted & media & (action == START),
-            "media_completes": counted & media & (action == END),
-            "play_ms": np.where(counted, play_ms, 0),
-            "counted_events": counted,
-            "ivt_events": ~counted,
-            "ivt_ua": ua,
-            "ivt_datacenter": datacenter,
-            "ivt_rate": rate,
+            "pageviews": page_view,
+            "engaged_ms": engaged_ms,
+            "media_starts": media & (action == START),
+            "media_completes": media & (action == END),
+            "play_ms": played_ms,
+            "counted_events": np.ones(len(ts), dtype=bool),
         },
-        visit_day,
-        is_engaged,
     )
 
-    wanted_visits = np.isin(visit_day, list(site.days))
-    visits = {
-        "site_id": np.full(int(wanted_visits.sum()), site.site_id, dtype=object),
-        "day": visit_day[wanted_visits],
-        "device_id": device_id.take(pa.array(first[wanted_visits])),
-        "start_ts": ts[first][wanted_visits],
-        "end_ts": ts[last][wanted_visits],
-        "events": visit_events[wanted_visits],
-        "pageviews": visit_pageviews[wanted_visits],
-        "engaged_ms": visit_engaged[wanted_visits],
-        "play_ms": visit_played[wanted_visits],
-        "engaged": is_engaged[wanted_visits].astype(np.uint8),
+
+_NUMERIC = ("device_hash", "ts", "day", "type", "ua_bot", "ip_class", "value_ms", "action")
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """(device, day, value code) packed into one int64, and back."""
+
+    first_day: int
+    days: int
+    codes: int
+
+    def pack(self, device: np.ndarray, day: np.ndarray, code: np.ndarray | int) -> np.ndarray:
+        return (device * self.days + (day - self.first_day)) * self.codes + code
+
+    def unpack(self, key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        device_day, code = np.divmod(key, self.codes)
+        device, day = np.divmod(device_day, self.days)
+        return device, day + self.first_day, code
+
+
+def _sum_per_key(
+    event_keys: np.ndarray, per_event: Columns, visit_keys: np.ndarray, per_visit: Columns
+) -> tuple[np.ndarray, Columns]:
+    """The distinct keys, and per key the sums of the per-event and per-visit figures."""
+    keys, inverse = np.unique(np.concatenate([event_keys, visit_keys]), return_inverse=True)
+    n = len(event_keys)
+    sums = {
+        name: np.bincount(inverse[:n], weights=w, minlength=len(keys)).astype(np.int64)
+        for name, w in per_event.items()
     }
-    wanted_dd = np.isin(day[dd_rows], list(site.days))
-    device_days = {
-        "site_id": np.full(int(wanted_dd.sum()), site.site_id, dtype=object),
-        "day": day[dd_rows][wanted_dd],
-        "device_id": device_id.take(pa.array(dd_rows[wanted_dd])),
-        "counted_events": dd_events[wanted_dd],
-        "play_ms": np.asarray(dd_played)[wanted_dd],
+    sums.update(
+        {
+            name: np.bincount(inverse[n:], weights=w, minlength=len(keys)).astype(np.int64)
+            for name, w in per_visit.items()
+        }
+    )
+    return keys, sums
+
+
+def _visit_figures(e: _Events) -> Columns:
+    """§3 visits and engaged_visits, each visit counted once, on its first event."""
+    return {"visits": np.ones(len(e.visits), dtype=bool), "engaged_visits": e.engaged}
+
+
+def device_day_figures(e: _Events, keys: _Keys) -> tuple[np.ndarray, Columns]:
+    """§3 per device and day: the counted figures over its counted events, the
+    visits by their first event's day, and the IVT tallies by rule (§2 step 3)."""
+    counted = e.ivt.counted
+    per_event = {name: np.where(counted, w, 0) for name, w in e.counted_figures.items()}
+    per_event |= {
+        "ivt_events": ~counted,
+        "ivt_ua": e.ivt.ua,
+        "ivt_datacenter": e.ivt.datacenter,
+        "ivt_rate": e.ivt.rate,
     }
-    return facts, visits, device_days
+    first = e.visits.first
+    return _sum_per_key(
+        keys.pack(e.device, e.day, 0),
+        per_event,
+        keys.pack(e.device[first], e.day[first], 0),
+        _visit_figures(e),
+    )
 
 
-def _daily_rows(
-    site: SiteEvents,
-    day: np.ndarray,
-    counted: np.ndarray,
-    per_event: dict[str, np.ndarray],
-    visit_day: np.ndarray,
-    is_engaged: np.ndarray,
-) -> list[dict]:
-    """One fact row per wanted day that has counted or IVT events."""
-    if not len(day):
-        return []
-    first_day = int(day.min())
-    width = int(day.max()) - first_day + 1
+def device_value_figures(
+    e: _Events, values: DimensionValues, keys: _Keys
+) -> tuple[np.ndarray, Columns]:
+    """§8 per device, day and value of one dimension: the counted figures over the
+    device's counted events with the value, and the visits whose first event has it."""
+    rows, first = e.visits.rows, e.visits.first
+    return _sum_per_key(
+        keys.pack(e.device[rows], e.day[rows], values.codes),
+        {name: w[rows] for name, w in e.counted_figures.items()},
+        keys.pack(e.device[first], e.day[first], values.visit_codes),
+        _visit_figures(e),
+    )
 
-    def by_day(days: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        return np.bincount(days - first_day, weights=weights, minlength=width).astype(np.int64)
 
-    sums = {name: by_day(day, weights) for name, weights in per_event.items()}
-    sums["visits"] = by_day(visit_day)
-    sums["engaged_visits"] = by_day(visit_day, is_engaged)
-    rows = []
-    for d in sorted(site.days):
-        i = d - first_day
-        if 0 <= i < width and (sums["counted_events"][i] or sums["ivt_events"][i]):
-            row = {"site_id": site.site_id, "day": d}
-            row.update({name: int(sums[name][i]) for name in FACT_COLUMNS})
-            rows.append(row)
-    return rows
+def compute_site_facts(
+    site: SiteEvents, calendar: LocalCalendar, breakdowns: bool = True
+) -> tuple[pa.Table, pa.Table]:
+    """(device_days rows, device_values rows) of the site's wanted device-days
+    (no device_values rows without `breakdowns`)."""
+    e = _events(site, calendar)
+    if not len(e.day):
+        return pa.table({}), pa.table({})
+    first_day = int(e.day.min())
+    days = int(e.day.max()) - first_day + 1
+    device_ids = site.columns["device_id"].take(pa.array(np.flatnonzero(group_starts(e.device))))
+    day_keys = _Keys(first_day, days, 1)
+    flagged = site.columns["wanted"].to_numpy().astype(bool)
+    wanted = np.unique(day_keys.pack(e.device[flagged], e.day[flagged], 0))
+
+    def rows(keys: _Keys, key: np.ndarray, sums: Columns, **labels: np.ndarray) -> pa.Table:
+        device, day, code = keys.unpack(key)
+        keep = np.isin(day_keys.pack(device, day, 0), wanted)
+        columns = {
+            "site_id": pa.DictionaryArray.from_arrays(
+                np.zeros(int(keep.sum()), dtype=np.int32), pa.array([site.site_id])
+            ),
+            "day": day[keep].astype(np.int32),
+            "device_id": device_ids.take(pa.array(device[keep])),
+            **{name: values[code[keep]] for name, values in labels.items()},
+            **{name: values[keep] for name, values in sums.items()},
+        }
+        return pa.table(columns)
+
+    device_days = rows(day_keys, *device_day_figures(e, day_keys))
+    device_days = device_days.select(DEVICE_DAYS.without("run_id"))
+    if not breakdowns:
+        return device_days, pa.table({})
+    per_value = []
+    for values in values_by_dimension(site.columns, e.visits):
+        keys = _Keys(first_day, days, max(len(values.texts), 1))
+        texts = np.asarray(values.texts, dtype=object)
+        dimension = np.full(len(texts), values.dimension, dtype=object)
+        per_value.append(
+            rows(keys, *device_value_figures(e, values, keys), dimension=dimension, value=texts)
+        )
+    return device_days, pa.concat_tables(per_value).select(DEVICE_VALUES.without("run_id"))
 
 
 class ComputeSiteFactsFn(beam.DoFn):
-    """SiteEvents → daily fact rows (main), visits and device-days (tagged tables)."""
+    """SiteEvents → device_days rows (main), device_values rows (tagged)."""
 
-    def __init__(self, zone: str) -> None:
-        self.zone = zone
+    def __init__(self, zone: str, breakdowns: bool) -> None:
+        self.zone, self.breakdowns = zone, breakdowns
 
     def setup(self) -> None:
         self._calendar = LocalCalendar(self.zone)
 
     def process(self, site: SiteEvents) -> Iterator[object]:
-        facts, visits, device_days = compute_site_facts(site, self._calendar)
-        yield from facts
-        if len(visits["day"]):
-            yield beam.pvalue.TaggedOutput(VISITS, pa.table(visits))
-        if len(device_days["day"]):
-            yield beam.pvalue.TaggedOutput(DEVICE_DAYS, pa.table(device_days))
+        device_days, device_values = compute_site_facts(site, self._calendar, self.breakdowns)
+        if device_days.num_rows:
+            yield device_days
+        if device_values.num_rows:
+            yield beam.pvalue.TaggedOutput(DEVICE_VALUE_ROWS, device_values)
 
 
 class ComputeSiteFacts(beam.PTransform):
-    """Per site: IVT, visits and the day's facts; partial facts summed per site-day."""
+    """Per site: IVT, visits and each device's contributions, overall and per value."""
 
-    def __init__(self, zone: str) -> None:
+    def __init__(self, zone: str, breakdowns: bool = True) -> None:
         super().__init__()
-        self.zone = zone
+        self.zone, self.breakdowns = zone, breakdowns
 
-    def expand(self, sites: beam.PCollection) -> dict[str, beam.PCollection]:
-        outputs = sites | "IvtVisitsFacts" >> beam.ParDo(
-            ComputeSiteFactsFn(self.zone)
-        ).with_outputs(VISITS, DEVICE_DAYS, main="facts")
-        typed_outputs(outputs, **{VISITS: pa.Table, DEVICE_DAYS: pa.Table})
-        facts = (
-            outputs.facts
-            | "KeyBySiteDay" >> beam.Map(lambda row: ((row["site_id"], row["day"]), row))
-            | "SumPartials" >> beam.CombinePerKey(_sum_fact_rows)
-            | "DropKey" >> beam.Values()
-        )
-        return {"facts": facts, VISITS: outputs[VISITS], DEVICE_DAYS: outputs[DEVICE_DAYS]}
-
-
-def _sum_fact_rows(rows: Iterator[dict]) -> dict:
-    """Facts of one site-day from several device buckets (all counters add up)."""
-    total: dict = {}
-    for row in rows:
-        if not total:
-            total = dict(row)
-        else:
-            for name in FACT_COLUMNS:
-                total[name] += row[name]
-    return total
+    def expand(self, sites: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        outputs = sites | "IvtVisitsDevices" >> beam.ParDo(
+            ComputeSiteFactsFn(self.zone, self.breakdowns)
+        ).with_output_types(pa.Table).with_outputs(DEVICE_VALUE_ROWS, main="device_days")
+        typed_outputs(outputs, **{DEVICE_VALUE_ROWS: pa.Table})
+        return outputs

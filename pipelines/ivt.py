@@ -13,6 +13,7 @@ import numpy as np
 
 from pressmeter import schemas
 from pressmeter.calendar import LocalCalendar
+from pressmeter.pipelines.memo import Memo
 
 __all__ = [
     "DATACENTER",
@@ -44,7 +45,7 @@ class BotMatcher:
 
     def __init__(self) -> None:
         self.patterns = schemas.bot_patterns()
-        self._seen: dict[str, int] = {}
+        self._verdicts = Memo(self, self.MEMORY)
 
     def __call__(self, ua: str) -> int:
         lowered = ua.lower()
@@ -52,15 +53,7 @@ class BotMatcher:
 
     def verdicts(self, agents: list[str]) -> np.ndarray:
         """1 for each bot (or empty) agent, else 0."""
-        seen = self._seen
-        if len(seen) > self.MEMORY:
-            seen.clear()
-        known = list(map(seen.get, agents))  # one C-level pass; None where not judged yet
-        if None in known:
-            for index, ua in enumerate(agents):
-                if known[index] is None:
-                    known[index] = seen.setdefault(ua, self(ua))
-        return np.fromiter(known, np.uint8, len(known))
+        return np.fromiter(self._verdicts(agents), np.uint8, len(agents))
 
 
 def givt_datacenter(ip_class: np.ndarray) -> np.ndarray:

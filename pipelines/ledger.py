@@ -21,20 +21,9 @@ from pressmeter import METRICS_VERSION
 from pressmeter.errors import RunInProgress
 from pressmeter.pipelines.sources import SourceRead
 from pressmeter.store import COMMITTED, Store, quote
+from pressmeter.store.tables import RUN_TABLES
 
 __all__ = ["Ledger", "RunCounts", "new_run_id"]
-
-RUN_TABLES = (
-    "events",
-    "rejected_events",
-    "duplicate_events",
-    "daily_facts",
-    "visits",
-    "device_days",
-    "daily_sketches",
-    "fact_generations",
-    "run_sources",
-)
 
 
 @dataclass(frozen=True)
@@ -113,7 +102,9 @@ class Ledger:
                 )
             self._record(run_id, "abandoned", detail="its process ended before it committed")
             for table in RUN_TABLES:
-                self.store.execute(f"ALTER TABLE {table} DELETE WHERE run_id = {quote(run_id)}")
+                self.store.execute(
+                    f"ALTER TABLE {table.name} DELETE WHERE run_id = {quote(run_id)}"
+                )
             abandoned.append(run_id)
         return abandoned
 

@@ -13,6 +13,7 @@ two paths to the same answers.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,14 +21,22 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+from clickhouse_cityhash.cityhash import CityHash64
 
 from pressmeter.calendar import LocalCalendar
 from pressmeter.events import Invalid, RejectReason, event_validator
 from pressmeter.jsontext import NotJson, read_json
+from pressmeter.metrics import DIMENSIONS, NONE_VALUE
 from pressmeter.pipelines.coders import typed_outputs
 from pressmeter.pipelines.ivt import BotMatcher
+from pressmeter.pipelines.memo import Memo
+from pressmeter.pipelines.referrers import url_host
 
 __all__ = [
+    "AGENTS",
+    "AGENT_COLUMNS",
+    "DIMENSION_FIELDS",
     "EVENT_COLUMNS",
     "REJECTED",
     "REJECTED_COLUMNS",
@@ -37,9 +46,12 @@ __all__ = [
 ]
 
 REJECTED = "rejected"
+AGENTS = "agents"
 RAW_LIMIT = 65_536
 VALUE_LIMIT = 2**32 - 1
 
+# Event fields that are §8 dimensions as they are (the source is derived).
+DIMENSION_FIELDS = tuple(field for field in DIMENSIONS.values() if field)
 # The compact row of a kept event: what the metrics and the audit trail need.
 # Repetitive strings are dictionary-encoded: batches cross the shuffle and an
 # id-sized source_id on every row would double what each row weighs there.
@@ -59,6 +71,12 @@ EVENT_COLUMNS = pa.schema(
         ("action", _LABEL),
         ("source_id", _LABEL),
         ("position", pa.uint64()),
+        # The §8 dimensions ('' when missing, empty or the literal `(none)`), the
+        # hosts the source class is read from, and the user agent by its id.
+        *((name, _LABEL) for name in DIMENSION_FIELDS),
+        ("referrer_host", _LABEL),
+        ("url_host", _LABEL),
+        ("ua_id", pa.uint64()),
         # Read order across the run's sources: the dedup tie-break "first one read".
         ("read_order", pa.uint64()),
     ]
@@ -73,6 +91,7 @@ REJECTED_COLUMNS = pa.schema(
         ("raw", pa.string()),
     ]
 )
+AGENT_COLUMNS = pa.schema([("ua_id", pa.uint64()), ("ua", pa.string())])
 _VALUE_FIELD = {"page_view": None, "engagement": "engaged_ms", "media": "played_ms"}
 
 
@@ -100,6 +119,38 @@ def _clamped(values: list[int]) -> np.ndarray:
     return np.minimum(wide, VALUE_LIMIT).astype(np.uint32)
 
 
+def dimension_value(value: object) -> str:
+    """A §8 dimension as stored: '' for a missing or empty field or `(none)`."""
+    return "" if not value or value == NONE_VALUE else value  # type: ignore[return-value]
+
+
+def _dimension(events: list, name: str) -> pa.DictionaryArray:
+    values = pa.array(list(map(dimension_value, map(operator.attrgetter(name), events))))
+    return pc.dictionary_encode(values)
+
+
+class AgentIds:
+    """ua → ua_id, the 64-bit CityHash v1.0.2 of its UTF-8 bytes (the store's own
+    `cityHash64(ua)`), each distinct agent hashed once; and the agents hashed
+    since the last `take_new`, to be stored once in `user_agents`."""
+
+    def __init__(self) -> None:
+        self._new: dict[str, int] = {}
+        self._ids = Memo(self._hash)
+
+    def _hash(self, ua: str) -> int:
+        self._new[ua] = CityHash64(ua.encode("utf-8", "surrogatepass"))
+        return self._new[ua]
+
+    def ids(self, agents: list[str]) -> np.ndarray:
+        return np.fromiter(self._ids(agents), np.uint64, len(agents))
+
+    def take_new(self) -> pa.Table:
+        """The agents hashed since the last call, as `user_agents` rows."""
+        new, self._new = self._new, {}
+        return pa.table({"ua_id": list(new.values()), "ua": list(new)}, schema=AGENT_COLUMNS)
+
+
 def _raw_text(line: bytes) -> str:
     """The line as text; a byte that is not UTF-8 is written `\\xNN`, so the stored
     text shows exactly which bytes were bad."""
@@ -116,6 +167,8 @@ class EventParser:
         self._kind_names = pa.array([s.__struct_config__.tag for s in self.fast.structs])
         self.calendar = LocalCalendar(zone)
         self.is_bot = BotMatcher()
+        self.agents = AgentIds()
+        self.hosts = Memo(url_host, memory=200_000)
 
     def parse(self, batch: LineBatch) -> tuple[pa.Table, pa.Table]:
         """Split a batch into kept-row and rejected-row tables."""
@@ -146,6 +199,7 @@ class EventParser:
         positions = indices + np.uint64(batch.first_position)
         kind = np.fromiter([e.kind_code for e in events], np.int32, count)
         value = [e.value_ms for e in events]
+        agents = [e.ua for e in events]
         columns = {
             "site_id": [e.site_id for e in events],
             "day": self.calendar.days(ts),
@@ -154,7 +208,7 @@ class EventParser:
             "event_id": [e.event_id for e in events],
             "received_at": [e.received_at for e in events],
             "type": pa.DictionaryArray.from_arrays(kind, self._kind_names),
-            "ua_ivt": self.is_bot.verdicts([e.ua for e in events]),
+            "ua_ivt": self.is_bot.verdicts(agents),
             "ip_class": [e.ip_class for e in events],
             # Metrics cap values at 30 s / 60 s: clamping to the column's range loses nothing.
             "value_ms": _clamped(value),
@@ -163,13 +217,23 @@ class EventParser:
                 np.zeros(count, dtype=np.int32), pa.array([batch.source_id])
             ),
             "position": positions,
+            **{name: _dimension(events, name) for name in DIMENSION_FIELDS},
+            "referrer_host": self._hosts(map(operator.attrgetter("referrer"), events)),
+            "url_host": self._hosts(map(operator.attrgetter("url"), events)),
+            "ua_id": self.agents.ids(agents),
             "read_order": positions + np.uint64(batch.source_index << 40),
         }
         return columns
 
+    def _hosts(self, urls: Iterator) -> pa.DictionaryArray:
+        """§8 hosts of a URL column ('' where the field is missing)."""
+        texts = [url or "" for url in urls]
+        return pc.dictionary_encode(pa.array(self.hosts(texts), pa.string()))
+
     def _parse_exact(self, batch: LineBatch, indices: list[int]) -> tuple[pa.Table, pa.Table]:
         """A plain JSON decode and the per-event validator, line by line."""
         validate, day_of, is_bot = self.validator.validate, self.calendar.day, self.is_bot
+        host_of = self.hosts
         kept: dict[str, list] = {name: [] for name in EVENT_COLUMNS.names}
         rejected: dict[str, list] = {name: [] for name in REJECTED_COLUMNS.names}
         for index in indices:
@@ -208,6 +272,10 @@ class EventParser:
                 "action": event.get("action", ""),
                 "source_id": batch.source_id,
                 "position": position,
+                **{name: dimension_value(event.get(name)) for name in DIMENSION_FIELDS},
+                "referrer_host": host_of([event.get("referrer", "")])[0],
+                "url_host": host_of([event.get("url", "")])[0],
+                "ua_id": int(self.agents.ids([event["ua"]])[0]),
                 "read_order": (batch.source_index << 40) + position,
             }
             for name, value in row.items():
@@ -219,7 +287,8 @@ class EventParser:
 
 
 class ParseEventsFn(beam.DoFn):
-    """LineBatch → kept rows (main output) and rejected rows (tagged `rejected`)."""
+    """LineBatch → kept rows (main output), rejected rows (tagged `rejected`) and the
+    user agents not seen before by this worker (tagged `agents`)."""
 
     def __init__(self, zone: str) -> None:
         self.zone = zone
@@ -233,10 +302,13 @@ class ParseEventsFn(beam.DoFn):
             yield kept
         if rejected.num_rows:
             yield beam.pvalue.TaggedOutput(REJECTED, rejected)
+        agents = self._parser.agents.take_new()
+        if agents.num_rows:
+            yield beam.pvalue.TaggedOutput(AGENTS, agents)
 
 
 class ParseEvents(beam.PTransform):
-    """Decode and validate: a tuple of (kept rows, rejected rows) PCollections."""
+    """Decode and validate: kept rows, rejected rows and new user agents."""
 
     def __init__(self, zone: str) -> None:
         super().__init__()
@@ -245,6 +317,6 @@ class ParseEvents(beam.PTransform):
     def expand(self, batches: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
         outputs = batches | "DecodeAndValidate" >> beam.ParDo(
             ParseEventsFn(self.zone)
-        ).with_output_types(pa.Table).with_outputs(REJECTED, main="kept")
-        typed_outputs(outputs, **{REJECTED: pa.Table})
+        ).with_output_types(pa.Table).with_outputs(REJECTED, AGENTS, main="kept")
+        typed_outputs(outputs, **{REJECTED: pa.Table, AGENTS: pa.Table})
         return outputs

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from pressmeter.store import open_store
+from pressmeter.store.tables import Table
 
 __all__ = ["WriteToStore"]
 
@@ -23,10 +24,12 @@ class WriteTablesFn(beam.DoFn):
     Elements are Arrow tables, or single rows as dicts, gathered into one table.
     """
 
-    def __init__(self, store_url: str, table: str, columns: Iterable[str], run_id: str) -> None:
+    def __init__(
+        self, store_url: str, table: Table, run_id: str, columns: Iterable[str] | None = None
+    ) -> None:
         self.store_url = store_url
-        self.table = table
-        self.columns = list(columns)
+        self.table = table.name
+        self.columns = list(table.without("run_id") if columns is None else columns)
         self.run_id = run_id
 
     def start_bundle(self) -> None:
@@ -64,11 +67,15 @@ class WriteTablesFn(beam.DoFn):
 
 
 class WriteToStore(beam.PTransform):
-    """Insert a PCollection of Arrow tables or row dicts into one store table."""
+    """Insert a PCollection of Arrow tables or row dicts into one store table
+    (its columns as `pressmeter/store/tables.py` describes them, or the given
+    ones, the others taking their defaults; run_id added)."""
 
-    def __init__(self, store_url: str, table: str, columns: Iterable[str], run_id: str) -> None:
+    def __init__(
+        self, store_url: str, table: Table, run_id: str, columns: Iterable[str] | None = None
+    ) -> None:
         super().__init__()
-        self.fn = WriteTablesFn(store_url, table, columns, run_id)
+        self.fn = WriteTablesFn(store_url, table, run_id, columns)
 
     def expand(self, rows: beam.PCollection) -> beam.PCollection:
         return rows | f"Insert{self.fn.table.title().replace('_', '')}" >> beam.ParDo(self.fn)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from pressmeter.config import Settings, load_settings
 from pressmeter.errors import ConfigError, PressmeterError
+from pressmeter.metrics import DIMENSIONS
 
 __all__ = ["main"]
 
@@ -46,6 +47,7 @@ def pipeline_batch(args: argparse.Namespace, settings: Settings, rest: list[str]
         topic=args.topic or settings.topic,
         group=args.group or settings.group,
         beam_args=rest,
+        breakdowns=not args.no_breakdowns,
     )
     if args.rejected_topic is not None:
         request = dataclasses.replace(request, rejected_topic=args.rejected_topic)
@@ -60,24 +62,56 @@ def pipeline_live(args: argparse.Namespace, settings: Settings, rest: list[str])
     return command.run(args, settings, rest)
 
 
-def metrics_export(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
-    from pressmeter.metrics import metric_rows, write_csv
+def pipeline_recompute(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter.pipelines.recompute import RecomputeRequest, recompute
+    from pressmeter.runtime import tune_for_batch
+
+    tune_for_batch()
+    request = RecomputeRequest(
+        store_url=args.store or settings.store,
+        zone=settings.zone,
+        first=args.from_date,
+        last=args.to_date,
+        site_id=args.site,
+        beam_args=rest,
+    )
+    print(recompute(request).render())
+    return 0
+
+
+def metrics_provenance(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter.metrics import provenance
     from pressmeter.store import open_store
 
     _no_extra(rest)
-    rows = metric_rows(
-        open_store(args.store or settings.store),
-        args.grain,
-        args.from_date,
-        args.to_date,
-        args.site,
+    print(provenance(open_store(args.store or settings.store), args.site, args.day).render())
+    return 0
+
+
+def metrics_export(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter.metrics import (
+        BREAKDOWN_COLUMNS,
+        EXPORT_COLUMNS,
+        breakdown_rows,
+        metric_rows,
+        write_csv,
     )
+    from pressmeter.store import open_store
+
+    _no_extra(rest)
+    store = open_store(args.store or settings.store)
+    period = (args.grain, args.from_date, args.to_date, args.site)
+    if args.by:
+        rows: list = breakdown_rows(store, args.by, *period)
+        columns = BREAKDOWN_COLUMNS
+    else:
+        rows, columns = metric_rows(store, *period), EXPORT_COLUMNS
     if args.out:
         with open(args.out, "w", encoding="utf-8", newline="") as out:
-            count = write_csv(rows, out)
+            count = write_csv(rows, out, columns)
         log.info("wrote %d rows to %s", count, args.out)
     else:
-        write_csv(rows, sys.stdout)
+        write_csv(rows, sys.stdout, columns)
     return 0
 
 
@@ -101,16 +135,24 @@ def rejects(args: argparse.Namespace, settings: Settings, rest: list[str]) -> in
 
 
 def ranking(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
-    from pressmeter.ranking import load_outlets, monthly_ranking, render_ranking
+    from pressmeter import ranking as ranks
     from pressmeter.store import open_store
 
     _no_extra(rest)
     registry = args.outlets or settings.outlets
     if not registry:
         raise ConfigError("no outlet registry: give --outlets FILE or set PM_OUTLETS")
-    outlets = load_outlets(registry)
-    table = monthly_ranking(open_store(args.store or settings.store), outlets, args.month)
-    print(render_ranking(table, args.month, args.top))
+    if args.ivt_threshold is not None:
+        settings = dataclasses.replace(settings, ivt_threshold=args.ivt_threshold)
+    threshold = settings.ivt_threshold_fraction()
+    outlets = ranks.load_outlets(registry)
+    store = open_store(args.store or settings.store)
+    if args.channels:
+        channels = ranks.channel_ranking(store, outlets, args.month)
+        print(ranks.render_channels(channels, args.month, args.top))
+    else:
+        table = ranks.monthly_ranking(store, outlets, args.month, threshold)
+        print(ranks.render_ranking(table, args.month, args.top))
     return 0
 
 
@@ -138,6 +180,20 @@ def import_hls_logs(args: argparse.Namespace, settings: Settings, rest: list[str
 def _no_extra(rest: list[str]) -> None:
     if rest:
         raise ConfigError(f"unrecognized arguments: {' '.join(rest)}")
+
+
+def _period_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--from",
+        dest="from_date",
+        type=_date,
+        metavar="DATE",
+        help="first day (YYYY-MM-DD) or month (YYYY-MM)",
+    )
+    parser.add_argument(
+        "--to", dest="to_date", type=_date, metavar="DATE", help="last day or month, inclusive"
+    )
+    parser.add_argument("--site", metavar="ID", help="one site only")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the ingest service's dead letters, read with --kafka into the rejected "
         "events (stage 'ingest'); default pm.events.rejected.v1, '' for none",
     )
+    batch.add_argument(
+        "--no-breakdowns",
+        action="store_true",
+        help="site figures only, no §8 rows for the site-days recomputed (to measure what "
+        "§8 costs; a later run with them recomputes only the devices it touches)",
+    )
     _store_option(batch)
     batch.set_defaults(handler=pipeline_batch)
 
@@ -206,27 +268,35 @@ def build_parser() -> argparse.ArgumentParser:
     live_command.add_arguments(live)
     live.set_defaults(handler=pipeline_live)
 
+    again = pipeline_commands.add_parser(
+        "recompute",
+        help="recompute stored days under the current lists, without reading inputs",
+        description="Recompute the facts and breakdowns of the stored events of the chosen "
+        "days under the lists shipped now (bots, search, social), as a new generation. "
+        "The data-centre verdict stays the one taken at ingest (the address is not stored).",
+    )
+    _period_options(again)
+    _store_option(again)
+    again.set_defaults(handler=pipeline_recompute)
+
     metrics = commands.add_parser("metrics", help="read the computed metrics")
     metrics_commands = metrics.add_subparsers(
         dest="metrics_command", required=True, metavar="ACTION"
     )
     export = metrics_commands.add_parser(
         "export",
-        help="CSV of METRICS.md §4",
-        description="Write the pm-metrics/1 export CSV, sorted by period then site_id.",
+        help="CSV of docs/standard.md §4 (or §8 with --by)",
+        description="Write the pm-metrics/1 export CSV, sorted by period then site_id "
+        "(with --by: then by value, by the bytes of its UTF-8 text).",
     )
     export.add_argument("--grain", choices=["day", "month"], default="day")
+    _period_options(export)
     export.add_argument(
-        "--from",
-        dest="from_date",
-        type=_date,
-        metavar="DATE",
-        help="first day (YYYY-MM-DD) or month (YYYY-MM)",
+        "--by",
+        choices=list(DIMENSIONS),
+        metavar="DIMENSION",
+        help=f"§8 breakdown by one dimension: {', '.join(DIMENSIONS)}",
     )
-    export.add_argument(
-        "--to", dest="to_date", type=_date, metavar="DATE", help="last day or month, inclusive"
-    )
-    export.add_argument("--site", metavar="ID", help="one site only")
     export.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     _store_option(export)
     export.set_defaults(handler=metrics_export)
@@ -249,14 +319,37 @@ def build_parser() -> argparse.ArgumentParser:
     _store_option(refused)
     refused.set_defaults(handler=rejects)
 
+    origin = metrics_commands.add_parser(
+        "provenance",
+        help="which runs, inputs and list versions a site's day came from",
+        description="Show the run whose facts are current for a site and day, the metrics "
+        "and list versions they were computed under, and the runs and inputs (content "
+        "hashes, positions) that stored their events.",
+    )
+    origin.add_argument("--site", required=True, metavar="ID")
+    origin.add_argument("--day", required=True, type=_date, metavar="YYYY-MM-DD")
+    _store_option(origin)
+    origin.set_defaults(handler=metrics_provenance)
+
     rank = commands.add_parser(
         "ranking",
-        help="monthly ranking of outlets per category (METRICS.md §5)",
+        help="monthly ranking of outlets per category (docs/standard.md §5)",
         description="Rank outlets inside their category by visitors for one month.",
     )
     rank.add_argument("--month", required=True, help="YYYY-MM")
     rank.add_argument("--outlets", metavar="FILE", help="outlet registry JSON (PM_OUTLETS)")
     rank.add_argument("--top", type=int, default=5, help="outlets shown per category")
+    rank.add_argument(
+        "--channels",
+        action="store_true",
+        help="rank the channels of tv and of radio by ama instead (docs/standard.md §5)",
+    )
+    rank.add_argument(
+        "--ivt-threshold",
+        metavar="RATE",
+        help="flag outlets whose IVT rate is above this: 0.1 or 10%% "
+        "(PM_IVT_THRESHOLD; default 10%%)",
+    )
     _store_option(rank)
     rank.set_defaults(handler=ranking)
 

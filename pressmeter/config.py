@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from fractions import Fraction
 from pathlib import Path
 
 from pressmeter.calendar import DEFAULT_ZONE
@@ -26,6 +27,23 @@ class Settings:
     topic: str = "pm.events.v1"
     group: str = "pressmeter-batch"
     outlets: str = ""
+    # §5: the ranking flags outlets whose IVT rate is above this: a fraction
+    # ("0.1", "1/10") or a percentage ("10%").
+    ivt_threshold: str = "10%"
+
+    def ivt_threshold_fraction(self) -> Fraction:
+        """ivt_threshold as an exact fraction in [0, 1]."""
+        text = self.ivt_threshold.strip()
+        try:
+            value = Fraction(text[:-1]) / 100 if text.endswith("%") else Fraction(text)
+        except (ValueError, ZeroDivisionError):
+            value = Fraction(-1)
+        if not 0 <= value <= 1:
+            raise ConfigError(
+                f"ivt_threshold {self.ivt_threshold!r}: give a fraction in [0, 1] or a "
+                "percentage, e.g. 0.1 or 10%"
+            )
+        return value
 
 
 def load_settings(config: str | None = None, env: dict[str, str] | None = None) -> Settings:

@@ -7,7 +7,7 @@ import datetime as dt
 from support import Runner, event
 
 from pressmeter.calendar import date_to_day
-from pressmeter.pipelines.batch import FactsPartition, SiteDays
+from pressmeter.pipelines.incremental import FactsPartition, FactsScope, SiteDays
 from pressmeter.store import open_store
 
 
@@ -27,9 +27,10 @@ def test_each_site_is_read_within_its_own_days_only(runner: Runner) -> None:
     )
     part = FactsPartition(
         (
-            SiteDays("a.vn", day("2026-10-04"), day("2026-10-06"), frozenset()),
-            SiteDays("b.vn", day("2026-10-19"), day("2026-10-21"), frozenset()),
-        )
+            SiteDays("a.vn", day("2026-10-04"), day("2026-10-06")),
+            SiteDays("b.vn", day("2026-10-19"), day("2026-10-21")),
+        ),
+        FactsScope.of_run(summary.run_id),
     )
     read = open_store(runner.store_url).table(part.sql(summary.run_id))
     assert list(zip(read["site_id"].to_pylist(), read["day"].to_pylist())) == [

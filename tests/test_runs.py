@@ -34,8 +34,8 @@ from support import (
 from pressmeter import METRICS_VERSION
 from pressmeter.metrics import metric_rows, write_csv
 from pressmeter.pipelines.batch import BatchRequest, RunSummary, run_batch
-from pressmeter.pipelines.ledger import RUN_TABLES
 from pressmeter.store import close_stores, open_store, quote
+from pressmeter.store.tables import RUN_TABLES
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = "2026-10-05"
@@ -324,7 +324,9 @@ def test_a_run_killed_half_way_is_abandoned_and_leaves_no_trace(
 def _rows_of(store_url: str, run_id: str) -> dict[str, int]:
     """table → rows a run left in it, for the tables that still hold some."""
     counts = {
-        table: query(store_url, f"SELECT count() FROM {table} WHERE run_id = {quote(run_id)}")
+        table.name: query(
+            store_url, f"SELECT count() FROM {table.name} WHERE run_id = {quote(run_id)}"
+        )
         for table in RUN_TABLES
     }
     return {table: n[0][0] for table, n in counts.items() if n[0][0]}

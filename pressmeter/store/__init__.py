@@ -10,6 +10,8 @@ from pressmeter.store.base import (
     Store,
     StoreError,
     close_stores,
+    current_device_days,
+    current_devices,
     open_store,
     quote,
 )
@@ -20,6 +22,8 @@ __all__ = [
     "Store",
     "StoreError",
     "close_stores",
+    "current_device_days",
+    "current_devices",
     "open_store",
     "quote",
 ]

@@ -12,13 +12,41 @@ import pyarrow as pa
 from pressmeter import schemas
 from pressmeter.errors import StoreError
 
-__all__ = ["COMMITTED", "CURRENT_FACTS", "Store", "StoreError", "open_store", "quote"]
+__all__ = [
+    "COMMITTED",
+    "CURRENT_FACTS",
+    "Store",
+    "StoreError",
+    "current_device_days",
+    "current_devices",
+    "open_store",
+    "quote",
+]
 
 Columns = dict[str, Sequence[Any]]
 # Rows of committed runs only (schemas/clickhouse/0001_ledger.sql).
 COMMITTED = "run_id IN (SELECT run_id FROM committed_runs)"
 # Fact rows of the current generation of their site and day (0003_facts.sql).
 CURRENT_FACTS = "(site_id, day, run_id) IN (SELECT site_id, day, run_id FROM current_generations)"
+
+
+def current_devices(where: str) -> str:
+    """SQL: (site_id, day, device_id, run_id) of each device-day's current row
+    among the device_days rows `where` selects: the newest run's (0005_device_facts.sql)."""
+    return (
+        "SELECT site_id, day, device_id, max(run_id) FROM device_days "
+        f"WHERE {where} GROUP BY site_id, day, device_id"
+    )
+
+
+def current_device_days(where: str, figures: Sequence[str]) -> str:
+    """SQL: the current device_days row of each device-day `where` selects, with
+    `figures` (one pass: each figure of the newest run's row)."""
+    columns = ", ".join(f"argMax({name}, run_id) AS {name}" for name in figures)
+    return (
+        f"SELECT site_id, day, device_id, {columns} FROM device_days "
+        f"WHERE {where} GROUP BY site_id, day, device_id"
+    )
 
 
 def quote(value: str) -> str:
