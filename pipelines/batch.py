@@ -19,13 +19,14 @@ import time
 from dataclasses import dataclass, field
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 
 from pressmeter.errors import RunFailed
 from pressmeter.pipelines import coders
 from pressmeter.pipelines.dead_letters import DEAD_LETTER_COLUMNS, DeadLetterRowsFn
-from pressmeter.pipelines.dedup import DUPLICATES, REPLAYED, DeduplicateEvents
+from pressmeter.pipelines.dedup import DUPLICATES, REPLACED, REPLAYED, DeduplicateEvents
 from pressmeter.pipelines.facts import DEVICE_VALUE_ROWS, ComputeSiteFacts, SiteEvents
 from pressmeter.pipelines.incremental import (
     FactsPartition,
@@ -37,6 +38,7 @@ from pressmeter.pipelines.incremental import (
 from pressmeter.pipelines.ledger import Ledger, RunCounts, new_run_id
 from pressmeter.pipelines.options import check_workers_reach_store, pipeline_options
 from pressmeter.pipelines.parse import AGENTS, REJECTED, REJECTED_COLUMNS, LineBatch, ParseEvents
+from pressmeter.pipelines.prior import KEPT_ID_COLUMNS, LookUpPriorCopies, any_kept_ids
 from pressmeter.pipelines.sinks import WriteToStore
 from pressmeter.pipelines.sources import (
     READS,
@@ -48,6 +50,7 @@ from pressmeter.pipelines.sources import (
     SourceRead,
     plan_files,
 )
+from pressmeter.pipelines.steps import STEP_RECORDS, plan_steps, retire_replaced
 from pressmeter.store import Store, open_store, quote, tables
 
 __all__ = ["BatchRequest", "RunSummary", "run_batch"]
@@ -73,6 +76,8 @@ class BatchRequest:
     group: str = "pressmeter-batch"
     beam_args: list[str] = field(default_factory=list)
     shards: int = 4
+    # Records per ingest step: memory grows with it, not with the input.
+    step_records: int = STEP_RECORDS
     # §8 rows beside the site figures; off only to measure what they cost (bench/).
     breakdowns: bool = True
 
@@ -137,17 +142,20 @@ def _reasons(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())) or "none"
 
 
-def _ingest(
+def _ingest_step(
     request: BatchRequest,
     run_id: str,
-    planned: list,
+    step: list,
     read_fn: beam.DoFn,
+    ledger: Ledger,
     dead_letters: list[KafkaSlice],
-) -> int:
-    """The ingest pipeline; returns the number of replayed copies."""
+) -> tuple[int, int]:
+    """One step's ingest pipeline; returns (replayed copies, replaced copies)."""
     url = request.store_url
+    store = open_store(url)
+    read_before = ledger.read_ranges(sorted({unit.source_id for unit in step}))
     pipeline = beam.Pipeline(options=pipeline_options(request.beam_args))
-    read = pipeline | "Read" >> ReadPlanned(planned, read_fn)
+    read = pipeline | "Read" >> ReadPlanned(step, read_fn)
     reads = [read[READS]]
     if dead_letters:
         letters = pipeline | "ReadDeadLetters" >> ReadPlanned(dead_letters, ReadKafkaSliceFn())
@@ -169,15 +177,55 @@ def _ingest(
         url, tables.REJECTED_EVENTS, run_id, REJECTED_COLUMNS.names
     )
     parsed[AGENTS] | "KeepUserAgents" >> WriteToStore(url, tables.USER_AGENTS, run_id)
-    unique = parsed.kept | "Deduplicate" >> DeduplicateEvents(url, request.shards)
+    if any_kept_ids(store):
+        prior = parsed.kept | "PriorCopies" >> LookUpPriorCopies(url, run_id)
+    else:
+        prior = pipeline | "NoPriorCopies" >> beam.Create([]).with_output_types(pa.Table)
+    ranges = pipeline | "ReadBefore" >> beam.Create(read_before)
+    unique = parsed.kept | "Deduplicate" >> DeduplicateEvents(prior, ranges, request.shards)
     unique.first | "StoreEvents" >> WriteToStore(url, tables.EVENTS, run_id)
+    unique.first | "StoreKeptIds" >> WriteToStore(url, tables.KEPT_IDS, run_id, KEPT_ID_COLUMNS)
     unique[DUPLICATES] | "KeepDuplicates" >> WriteToStore(url, tables.DUPLICATE_EVENTS, run_id)
+    unique[REPLACED] | "KeepReplaced" >> WriteToStore(url, tables.REPLACED_COPIES, run_id)
     replays = Metrics.counter("dedup", "replayed")
     unique[REPLAYED] | "CountReplays" >> beam.Map(replays.inc)
+    replaced = Metrics.counter("dedup", "replaced")
+    unique[REPLACED] | "CountReplaced" >> beam.Map(lambda table: replaced.inc(table.num_rows))
     result = pipeline.run()
     result.wait_until_finish()
-    counters = result.metrics().query(MetricsFilter().with_name("replayed"))["counters"]
+    return _counter(result, "replayed"), _counter(result, "replaced")
+
+
+def _counter(result: beam.runners.runner.PipelineResult, name: str) -> int:
+    counters = result.metrics().query(MetricsFilter().with_name(name))["counters"]
     return int(sum(c.committed or 0 for c in counters))
+
+
+def _ingest(
+    request: BatchRequest,
+    run_id: str,
+    planned: list,
+    read_fn: beam.DoFn,
+    ledger: Ledger,
+    dead_letters: list[KafkaSlice],
+) -> int:
+    """The ingest phase, in bounded steps (pipelines/steps.py), the dead letters
+    cut into steps of their own beside them; returns the number of replayed copies."""
+    steps = plan_steps(planned, request.step_records)
+    letter_steps = plan_steps(dead_letters, request.step_records)
+    count = max(len(steps), len(letter_steps))
+    steps += [[]] * (count - len(steps))
+    letter_steps += [[]] * (count - len(letter_steps))
+    replayed = replaced = 0
+    for number, (step, letters) in enumerate(zip(steps, letter_steps), 1):
+        log.info("run %s: step %d/%d: %d unit(s)", run_id, number, count, len(step) + len(letters))
+        step_replayed, step_replaced = _ingest_step(request, run_id, step, read_fn, ledger, letters)
+        replayed += step_replayed
+        replaced += step_replaced
+    if replaced:
+        log.info("run %s: %d copies kept by earlier steps replaced", run_id, replaced)
+        retire_replaced(open_store(request.store_url), run_id)
+    return replayed
 
 
 def facts_phase(
@@ -259,8 +307,9 @@ def run_batch(request: BatchRequest) -> RunSummary:
     try:
         if planned or dead_letters:
             log.info("run %s: reading %d source(s)", run_id, len(planned) + len(dead_letters))
-            summary.replayed = _ingest(request, run_id, planned, read_fn, dead_letters)
+            summary.replayed = _ingest(request, run_id, planned, read_fn, ledger, dead_letters)
             summary.ingest_seconds = time.monotonic() - started
+            log.info("run %s: ingest phase %.2f s", run_id, summary.ingest_seconds)
             facts_phase(request, store, run_id)
             summary.facts_seconds = time.monotonic() - started - summary.ingest_seconds
         _summarize(store, summary)
@@ -322,7 +371,7 @@ def _plan(
             )
         return [s for s in slices if s.end > s.start], ReadKafkaSliceFn(), slices
     files: list[FileSource] = []
-    for source in plan_files(request.inputs):
+    for source in plan_files(request.inputs, request.step_records):
         earlier = ledger.ingested_by(source.source_id)
         if earlier:
             summary.skipped.append((source.path, f"already read by run {earlier}"))

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from pressmeter import METRICS_VERSION
 from pressmeter.errors import RunInProgress
+from pressmeter.pipelines.dedup import ReadRange
 from pressmeter.pipelines.sources import SourceRead
 from pressmeter.store import COMMITTED, Store, quote
 from pressmeter.store.tables import RUN_TABLES
@@ -139,13 +140,25 @@ class Ledger:
         )
         return {int(source_id[len(prefix) :]): int(next_offset) for source_id, next_offset in rows}
 
+    def read_ranges(self, source_ids: list[str]) -> list[ReadRange]:
+        """The positions of these sources that committed runs read: a copy read
+        from one again is a replay (pipelines/dedup.py)."""
+        if not source_ids:
+            return []
+        names = ", ".join(quote(source_id) for source_id in source_ids)
+        rows = self.store.rows(
+            "SELECT source_id, first_position, last_position FROM run_sources "
+            f"WHERE source_id IN ({names}) AND {COMMITTED} ORDER BY source_id, first_position"
+        )
+        return [ReadRange(source_id, int(first), int(last)) for source_id, first, last in rows]
+
     @staticmethod
     def combined_checksum(reads: list[SourceRead]) -> str:
         """One checksum of everything a run read, in source order."""
         import hashlib
 
         digest = hashlib.sha256()
-        for read in sorted(reads, key=lambda r: r.source_index):
+        for read in sorted(reads, key=lambda r: (r.source_index, r.first_position)):
             digest.update(
                 f"{read.source_id}:{read.first_position}-{read.last_position}:"
                 f"{read.checksum}\n".encode()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 import apache_beam as beam
+import numpy as np
 
 from pressmeter.errors import InputError
 from pressmeter.pipelines.parse import LineBatch
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "READS",
+    "FileChunk",
     "FileSource",
     "KafkaSlice",
     "ReadFileLinesFn",
@@ -37,6 +39,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 READS = "reads"
 BATCH_LINES = 20_000
+_BLOCK_BYTES = 1 << 23
 _PROGRESS_EVERY_S = 5.0
 
 
@@ -57,30 +60,106 @@ class SourceRead:
 @dataclass(frozen=True)
 class FileSource:
     """A JSON Lines file, named by the hash of its bytes: the same file read again
-    under any name is the same copy of its events."""
+    under any name is the same copy of its events. `chunk_starts` are the byte
+    offsets (of the decompressed text) where each run of `chunk_lines` lines
+    starts, so a run can read the file a bounded chunk at a time."""
 
     index: int
     path: str
     size: int
     sha256: str
+    lines: int = 0
+    chunk_lines: int = 0
+    chunk_starts: tuple[int, ...] = (0,)
+    text_size: int = 0
 
     @property
     def source_id(self) -> str:
         return f"file:sha256:{self.sha256}"
 
+    def chunks(self) -> list[FileChunk]:
+        """The file as consecutive chunks of at most `chunk_lines` lines (one if empty)."""
+        ends = [*self.chunk_starts[1:], self.text_size]
+        return [
+            FileChunk(
+                self,
+                1 + n * self.chunk_lines,
+                start,
+                end,
+                min(self.chunk_lines, self.lines - n * self.chunk_lines),
+            )
+            for n, (start, end) in enumerate(zip(self.chunk_starts, ends))
+        ]
 
-def plan_files(paths: list[str]) -> list[FileSource]:
-    """Check every file can be read and fingerprint it, before anything is written."""
+
+@dataclass(frozen=True)
+class FileChunk:
+    """Lines first_position.. of a file: bytes [start, end) of its text."""
+
+    source: FileSource
+    first_position: int
+    start: int
+    end: int
+    records: int
+
+    @property
+    def source_id(self) -> str:
+        return self.source.source_id
+
+
+def plan_files(paths: list[str], chunk_lines: int = 1 << 62) -> list[FileSource]:
+    """Check every file can be read, fingerprint it and find where its chunks of
+    `chunk_lines` lines start, before anything is written."""
     planned = []
     for index, path in enumerate(paths):
         try:
             with open(path, "rb") as handle:
                 digest = hashlib.file_digest(handle, "sha256")
             size = os.path.getsize(path)
-        except OSError as exc:
-            raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from exc
-        planned.append(FileSource(index, os.path.abspath(path), size, digest.hexdigest()))
+            reader, raw = _open_lines(path)
+            with reader, raw:
+                lines, starts, text_size = _chunk_starts(reader, chunk_lines)
+        except (OSError, EOFError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise InputError(f"cannot read input file {path}: {why}") from exc
+        planned.append(
+            FileSource(
+                index,
+                os.path.abspath(path),
+                size,
+                digest.hexdigest(),
+                lines,
+                chunk_lines,
+                starts,
+                text_size,
+            )
+        )
     return planned
+
+
+def _chunk_starts(reader: IO[bytes], chunk_lines: int) -> tuple[int, tuple[int, ...], int]:
+    """(lines, offsets where every `chunk_lines`-th line starts, text bytes), one pass.
+
+    A last line without its newline is a line; the offsets are those of the
+    decompressed text for .gz files."""
+    starts = [0]
+    newlines = offset = 0
+    last = b"\n"
+    while block := reader.read(_BLOCK_BYTES):
+        count = block.count(b"\n")
+        next_cut = len(starts) * chunk_lines
+        if newlines + count >= next_cut:
+            ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+            while newlines + count >= next_cut:
+                starts.append(offset + int(ends[next_cut - newlines - 1]) + 1)
+                next_cut += chunk_lines
+        newlines += count
+        offset += len(block)
+        last = block[-1:]
+    lines = newlines + (last != b"\n")
+    if len(starts) > 1 and starts[-1] == offset:
+        starts.pop()  # the file ends exactly at a cut: no empty last chunk
+    return lines, tuple(starts), offset
 
 
 class _Progress:
@@ -106,12 +185,38 @@ def _open_lines(path: str) -> tuple[IO[bytes], IO[bytes]]:
     return (gzip.open(raw) if path.endswith(".gz") else raw), raw
 
 
-def _read_lines(reader: IO[bytes], chunk_bytes: int = 1 << 23) -> Iterator[list[bytes]]:
-    """Lists of lines (without their newline), read and split a large chunk at a
-    time: much cheaper than iterating over a file line by line."""
+# .gz readers left where a chunk ended: the next step's chunk of the same file goes
+# on from there rather than decompressing the file again from its start (seeking
+# in a gzip stream does), while the runner keeps this process, as the local one does.
+_PARKED: dict[tuple[str, int], tuple[IO[bytes], IO[bytes]]] = {}
+
+
+def _open_at(path: str, offset: int) -> tuple[IO[bytes], IO[bytes]]:
+    """(line reader at `offset` of the text, raw file), a parked one if it is there."""
+    parked = _PARKED.pop((path, offset), None)
+    if parked is not None:
+        return parked
+    reader, raw = _open_lines(path)
+    reader.seek(offset)
+    return reader, raw
+
+
+def _park(source: FileSource, offset: int, reader: IO[bytes], raw: IO[bytes]) -> None:
+    """Keep a .gz reader for the chunk that starts at `offset`; close anything else."""
+    if source.path.endswith(".gz") and offset < source.text_size:
+        _PARKED[(source.path, offset)] = (reader, raw)
+        return
+    reader.close()
+    raw.close()
+
+
+def _read_lines(reader: IO[bytes], limit: int) -> Iterator[list[bytes]]:
+    """Lists of the lines (without their newline) of the next `limit` bytes, read
+    and split a large block at a time: much cheaper than line by line."""
     rest = b""
-    while chunk := reader.read(chunk_bytes):
-        lines = chunk.split(b"\n")
+    while limit > 0 and (block := reader.read(min(_BLOCK_BYTES, limit))):
+        limit -= len(block)
+        lines = block.split(b"\n")
         lines[0] = rest + lines[0]
         rest = lines.pop()
         if lines:
@@ -121,33 +226,42 @@ def _read_lines(reader: IO[bytes], chunk_bytes: int = 1 << 23) -> Iterator[list[
 
 
 class ReadFileLinesFn(beam.DoFn):
-    """FileSource → a LineBatch per 8 MiB read, then its SourceRead (tagged)."""
+    """FileChunk → a LineBatch per 8 MiB read, then its SourceRead (tagged)."""
 
-    def process(self, source: FileSource) -> Iterator[object]:
-        reader, raw = _open_lines(source.path)
+    def process(self, chunk: FileChunk) -> Iterator[object]:
+        source = chunk.source
         progress = _Progress(source.path, source.size)
-        first = 1
+        first = chunk.first_position
         try:
-            with reader:
-                for lines in _read_lines(reader):
+            reader, raw = _open_at(source.path, chunk.start)
+            try:
+                for lines in _read_lines(reader, chunk.end - chunk.start):
                     yield LineBatch(source.index, source.source_id, first, lines)
                     first += len(lines)
-                    progress.update(first - 1, raw.tell())
+                    progress.update(first - chunk.first_position, raw.tell())
+            except BaseException:
+                reader.close()
+                raw.close()
+                raise
         except (OSError, EOFError) as exc:
             raise InputError(f"cannot read input file {source.path}: {exc}") from exc
-        finally:
-            raw.close()
-        records = first - 1
+        _park(source, chunk.end, reader, raw)
+        records = first - chunk.first_position
+        if records != chunk.records:
+            raise InputError(
+                f"input file {source.path} changed while it was read: lines "
+                f"{chunk.first_position}.. held {records} lines, not {chunk.records}"
+            )
         yield beam.pvalue.TaggedOutput(
             READS,
             SourceRead(
                 source.index,
                 source.source_id,
                 source.path,
-                1,
+                chunk.first_position,
+                first - 1,
                 records,
-                records,
-                source.size,
+                chunk.end - chunk.start,
                 source.sha256,
             ),
         )

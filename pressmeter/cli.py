@@ -26,6 +26,16 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD or YYYY-MM): {text!r}") from None
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
 def _store_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store",
@@ -48,6 +58,7 @@ def pipeline_batch(args: argparse.Namespace, settings: Settings, rest: list[str]
         group=args.group or settings.group,
         beam_args=rest,
         breakdowns=not args.no_breakdowns,
+        **({"step_records": args.step_records} if args.step_records else {}),
     )
     if args.rejected_topic is not None:
         request = dataclasses.replace(request, rejected_topic=args.rejected_topic)
@@ -254,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="site figures only, no §8 rows for the site-days recomputed (to measure what "
         "§8 costs; a later run with them recomputes only the devices it touches)",
+    )
+    batch.add_argument(
+        "--step-records",
+        type=_positive,
+        metavar="N",
+        help="read the input in steps of at most N records, one ingest pipeline each: "
+        "memory grows with N, not with the input (default 500000)",
     )
     _store_option(batch)
     batch.set_defaults(handler=pipeline_batch)

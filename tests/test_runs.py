@@ -220,6 +220,86 @@ def test_counts_add_up_with_every_kind_of_removal(runner: Runner, tmp_path: Path
     assert runner.metric(DAY, "duplicate_events") == 4
 
 
+# ------------------------------------------------------------------ bounded steps
+
+
+def test_a_later_step_copy_received_earlier_replaces_the_kept_one(
+    store_url: str, tmp_path: Path
+) -> None:
+    """Steps of 2 records: every step reads a copy of one id, each received earlier
+    than the one kept before it, the last a tie (read later, so a duplicate). The
+    copy kept is the one-step run's: the earliest received (position 5)."""
+    view = event(at=f"{DAY} 08:00", device="dev-a")
+    received = view["received_at"]
+    lines = [
+        {**view, "received_at": received + 30},
+        event(at=f"{DAY} 08:01", device="dev-b"),
+        {**view, "received_at": received + 20},
+        event(at=f"{DAY} 08:02", device="dev-c"),
+        {**view, "received_at": received + 10},
+        {**view, "received_at": received + 10},
+    ]
+    path = write_lines(tmp_path / "steps.jsonl", lines)
+    close_stores()
+    stepped = run_batch(BatchRequest(store_url, ZONE, inputs=[str(path)], step_records=2))
+    assert_counts_add_up(stepped)
+    assert (stepped.read, stepped.kept, stepped.duplicates_within_run) == (6, 3, 3)
+    kept_copy = f"WHERE event_id = {quote(view['event_id'])}"
+    assert query(store_url, f"SELECT position, received_at FROM events {kept_copy}") == [
+        (5, received + 10)
+    ]
+    assert query(store_url, f"SELECT received_at FROM kept_ids {kept_copy}") == [(received + 10,)]
+    assert query(
+        store_url,
+        f"SELECT position, toString(kind) FROM duplicate_events {kept_copy} ORDER BY position",
+    ) == [(1, "within_run"), (3, "within_run"), (6, "within_run")]
+    assert query(store_url, "SELECT count() FROM system.mutations WHERE is_done = 0") == [(0,)]
+    with fresh_store(store_url, tmp_path) as other:
+        one_step = run_files(other, [path])
+        assert (one_step.kept, one_step.duplicates_within_run) == (3, 3)
+        assert export_csv(store_url) == export_csv(other)
+
+
+def test_steps_count_like_one_step(runner: Runner, tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "events.jsonl", _small_batch())
+    close_stores()
+    s = run_batch(BatchRequest(runner.store_url, ZONE, inputs=[str(path)], step_records=3))
+    _check_small_batch(s)
+    # 10 lines in steps of 3: four ranges of the file, read once each.
+    ranges = query(
+        runner.store_url,
+        "SELECT first_position, last_position FROM run_sources ORDER BY first_position",
+    )
+    assert ranges == [(1, 3), (4, 6), (7, 9), (10, 10)]
+    with fresh_store(runner.store_url, tmp_path / "one") as other:
+        run_files(other, [path])
+        assert export_csv(runner.store_url) == export_csv(other)
+    again = run_files(runner.store_url, [path])
+    assert again.skipped == [(str(path), f"already read by run {s.run_id}")]
+
+
+def test_a_store_made_before_kept_ids_dedups_against_its_stored_events(
+    runner: Runner, tmp_path: Path
+) -> None:
+    """Migration 0008 fills kept_ids from the events a store already holds."""
+    batch = _small_batch()
+    _check_small_batch(run_files(runner.store_url, [write_lines(tmp_path / "a.jsonl", batch)]))
+    close_stores()
+    store = open_store(runner.store_url)
+    for table in ("kept_ids", "replaced_copies"):
+        store.execute(f"DROP TABLE {table}")
+    store.execute("ALTER TABLE schema_migrations DELETE WHERE name = '0008_kept_ids.sql'")
+    while store.rows("SELECT count() FROM system.mutations WHERE is_done = 0")[0][0]:
+        time.sleep(0.05)
+    close_stores()
+    assert query(runner.store_url, "SELECT count() FROM kept_ids") == [(7,)]
+    again = batch[3]
+    assert isinstance(again, dict)
+    later = {**again, "received_at": again["received_at"] + 10}
+    s = run_files(runner.store_url, [write_lines(tmp_path / "b.jsonl", [later])])
+    assert (s.duplicates_across_runs, s.kept) == (1, 0)
+
+
 # ------------------------------------------------------------------ killed runs
 
 
@@ -234,10 +314,14 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _kill_after_rows_are_written(store_url: str, big_file: Path, cwd: Path) -> int:
-    """Start a CLI run, SIGKILL it once it has stored rows but not committed; its pid."""
+def _kill_after_rows_are_written(
+    store_url: str, big_file: Path, cwd: Path, *options: str, wanted: str = ""
+) -> int:
+    """Start a CLI run, SIGKILL it once it has stored rows but not committed (after
+    the log line `wanted`, by default the one that follows the ingest); its pid."""
+    command = [str(PRESSMETER), "pipeline", "batch", "--input", str(big_file)]
     proc = subprocess.Popen(
-        [str(PRESSMETER), "pipeline", "batch", "--input", str(big_file), "--store", store_url],
+        [*command, "--store", store_url, *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -247,7 +331,8 @@ def _kill_after_rows_are_written(store_url: str, big_file: Path, cwd: Path) -> i
         assert proc.stderr is not None
         # chDB locks its folder: wait for the log line that follows the ingest
         # pipeline (its rows are stored). On the server, poll the events table.
-        wanted = "recomputing facts" if store_url.startswith("chdb:") else ": reading "
+        if not wanted:
+            wanted = "recomputing facts" if store_url.startswith("chdb:") else ": reading "
         for line in proc.stderr:
             if wanted in line:
                 break
@@ -272,11 +357,18 @@ def _kill_after_rows_are_written(store_url: str, big_file: Path, cwd: Path) -> i
     return proc.pid
 
 
+@pytest.mark.parametrize(
+    "options, wanted",
+    [
+        pytest.param((), "", id="after-ingest"),
+        # About 120,000 events in 5 steps: killed once steps 1 and 2 are stored.
+        pytest.param(("--step-records", "30000"), ": step 3/", id="between-steps"),
+    ],
+)
 def test_a_run_killed_half_way_is_abandoned_and_leaves_no_trace(
-    store_url: str, big_file: Path, tmp_path: Path
+    store_url: str, big_file: Path, tmp_path: Path, options: tuple[str, ...], wanted: str
 ) -> None:
-    pid = _kill_after_rows_are_written(store_url, big_file, tmp_path)
-
+    pid = _kill_after_rows_are_written(store_url, big_file, tmp_path, *options, wanted=wanted)
     statuses = run_status(store_url)
     assert list(statuses.values()) == ["started"], statuses
     killed = next(iter(statuses))

@@ -24,7 +24,9 @@ __all__ = [
     "FACT_GENERATIONS",
     "FACT_LISTS",
     "IVT_FIGURES",
+    "KEPT_IDS",
     "REJECTED_EVENTS",
+    "REPLACED_COPIES",
     "RUNS",
     "RUN_SOURCES",
     "RUN_TABLES",
@@ -182,6 +184,9 @@ DAILY_BREAKDOWNS = Table(
     ),
 )
 FACT_LISTS = Table("fact_lists", ("run_id", "list", "version"))
+# 0008_kept_ids.sql: the ids dedup looks up (id_hash is computed by the store).
+KEPT_IDS = Table("kept_ids", ("id_hash", "site_id", "event_id", "received_at", "run_id"))
+REPLACED_COPIES = Table("replaced_copies", ("site_id", "event_id", "received_at", "run_id"))
 
 TABLES: dict[str, Table] = {
     t.name: t
@@ -199,6 +204,8 @@ TABLES: dict[str, Table] = {
         DEVICE_VALUES,
         DAILY_BREAKDOWNS,
         FACT_LISTS,
+        KEPT_IDS,
+        REPLACED_COPIES,
     )
 }
 # Tables whose rows carry the run that wrote them: an abandoned run's are deleted,
