@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import sys
 from collections.abc import Callable
+from typing import TextIO
 
 from pressmeter.config import Settings, load_settings
 from pressmeter.errors import ConfigError, PressmeterError
@@ -45,6 +46,24 @@ def _store_option(parser: argparse.ArgumentParser) -> None:
 
 
 def pipeline_batch(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter.closing import closed_months_touched
+    from pressmeter.store import open_store
+
+    run_id = _run_batch(args, settings, rest)
+    for closed in closed_months_touched(open_store(args.store or settings.store), run_id):
+        log.warning(
+            "%s is closed (revision %d) and this run stored events of it: it still reports "
+            "revision %d; `pressmeter close month %s` records a new revision if a figure changed",
+            closed.month,
+            closed.revision,
+            closed.revision,
+            closed.month,
+        )
+    return 0
+
+
+def _run_batch(args: argparse.Namespace, settings: Settings, rest: list[str]) -> str:
+    """The batch of `pipeline batch` (and of `close month`), its summary printed; its run id."""
     from pressmeter.pipelines.batch import BatchRequest, run_batch
     from pressmeter.runtime import tune_for_batch
 
@@ -64,7 +83,7 @@ def pipeline_batch(args: argparse.Namespace, settings: Settings, rest: list[str]
         request = dataclasses.replace(request, rejected_topic=args.rejected_topic)
     summary = run_batch(request)
     print(summary.render())
-    return 0
+    return summary.run_id
 
 
 def pipeline_live(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
@@ -100,29 +119,28 @@ def metrics_provenance(args: argparse.Namespace, settings: Settings, rest: list[
 
 
 def metrics_export(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
-    from pressmeter.metrics import (
-        BREAKDOWN_COLUMNS,
-        EXPORT_COLUMNS,
-        breakdown_rows,
-        metric_rows,
-        write_csv,
-    )
+    from pressmeter.metrics import BREAKDOWN_COLUMNS, breakdown_rows, write_csv
+    from pressmeter.reporting import reported_rows, write_csv_with_status
     from pressmeter.store import open_store
 
     _no_extra(rest)
     store = open_store(args.store or settings.store)
     period = (args.grain, args.from_date, args.to_date, args.site)
-    if args.by:
-        rows: list = breakdown_rows(store, args.by, *period)
-        columns = BREAKDOWN_COLUMNS
-    else:
-        rows, columns = metric_rows(store, *period), EXPORT_COLUMNS
+
+    def write(out: TextIO) -> int:
+        if args.by:
+            return write_csv(breakdown_rows(store, args.by, *period), out, BREAKDOWN_COLUMNS)
+        rows = reported_rows(store, settings.zone, *period, newest=args.newest)
+        if args.with_status:
+            return write_csv_with_status(rows, out)
+        return write_csv((reported.row for reported in rows), out)
+
     if args.out:
         with open(args.out, "w", encoding="utf-8", newline="") as out:
-            count = write_csv(rows, out, columns)
+            count = write(out)
         log.info("wrote %d rows to %s", count, args.out)
     else:
-        write_csv(rows, sys.stdout, columns)
+        write(sys.stdout)
     return 0
 
 
@@ -147,23 +165,57 @@ def rejects(args: argparse.Namespace, settings: Settings, rest: list[str]) -> in
 
 def ranking(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
     from pressmeter import ranking as ranks
+    from pressmeter.reporting import reported_ranking
     from pressmeter.store import open_store
 
     _no_extra(rest)
     registry = args.outlets or settings.outlets
-    if not registry:
-        raise ConfigError("no outlet registry: give --outlets FILE or set PM_OUTLETS")
     if args.ivt_threshold is not None:
         settings = dataclasses.replace(settings, ivt_threshold=args.ivt_threshold)
     threshold = settings.ivt_threshold_fraction()
-    outlets = ranks.load_outlets(registry)
+    outlets = ranks.load_outlets(registry) if registry else None
     store = open_store(args.store or settings.store)
     if args.channels:
+        if outlets is None:
+            raise ConfigError("no outlet registry: give --outlets FILE or set PM_OUTLETS")
         channels = ranks.channel_ranking(store, outlets, args.month)
         print(ranks.render_channels(channels, args.month, args.top))
+        return 0
+    table, status = reported_ranking(
+        store, args.month, settings.zone, outlets, args.newest, ivt_threshold=threshold
+    )
+    print(ranks.render_ranking(table, args.month, args.top))
+    print(status)
+    return 0
+
+
+def close_month(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter import closing
+    from pressmeter.ranking import load_outlets
+    from pressmeter.store import open_store
+
+    now_ms = closing.parse_instant(args.at, settings.zone) if args.at else closing.current_ms()
+    closing.refuse_if_not_due(args.month, settings.zone, now_ms)
+    if args.input or args.kafka is not None:
+        _run_batch(args, settings, rest)
     else:
-        table = ranks.monthly_ranking(store, outlets, args.month, threshold)
-        print(ranks.render_ranking(table, args.month, args.top))
+        _no_extra(rest)
+    registry = args.outlets or settings.outlets
+    outlets = load_outlets(registry) if registry else None
+    store = open_store(args.store or settings.store)
+    threshold = settings.ivt_threshold_fraction()
+    result = closing.close_month(store, args.month, settings.zone, outlets, now_ms, threshold)
+    print(result.render())
+    return 0
+
+
+def close_status(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter import closing
+    from pressmeter.store import open_store
+
+    _no_extra(rest)
+    store = open_store(args.store or settings.store)
+    print(closing.render_status(closing.revisions(store, args.month), store, args.changes))
     return 0
 
 
@@ -207,6 +259,89 @@ def _period_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--site", metavar="ID", help="one site only")
 
 
+def _closed_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--newest",
+        action="store_true",
+        help="a closed month's figures as computed now, not its newest frozen revision",
+    )
+
+
+def _batch_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    """What a batch reads: files or a Kafka slice (`pipeline batch`, `close month`)."""
+    source = parser.add_mutually_exclusive_group(required=required)
+    source.add_argument(
+        "--input",
+        nargs="+",
+        metavar="FILE",
+        help="JSON Lines files (.gz too), one canonical event a line",
+    )
+    source.add_argument(
+        "--kafka",
+        nargs="?",
+        const="",
+        metavar="BOOTSTRAP",
+        help="read Kafka from the group's committed offsets to the end offsets "
+        "seen at start; default bootstrap from settings (PM_KAFKA)",
+    )
+    parser.add_argument("--topic", help="default pm.events.v1 (PM_TOPIC)")
+    parser.add_argument("--group", help="consumer group, default pressmeter-batch (PM_GROUP)")
+    parser.add_argument(
+        "--rejected-topic",
+        metavar="TOPIC",
+        help="the ingest service's dead letters, read with --kafka into the rejected "
+        "events (stage 'ingest'); default pm.events.rejected.v1, '' for none",
+    )
+    parser.add_argument(
+        "--no-breakdowns",
+        action="store_true",
+        help="site figures only, no §8 rows for the site-days recomputed (to measure what "
+        "§8 costs; a later run with them recomputes only the devices it touches)",
+    )
+    parser.add_argument(
+        "--step-records",
+        type=_positive,
+        metavar="N",
+        help="read the input in steps of at most N records, one ingest pipeline each: "
+        "memory grows with N, not with the input (default 500000)",
+    )
+
+
+def _close_parser(commands: argparse._SubParsersAction) -> None:
+    """`close month` and `close status` (METRICS.md §5, pressmeter/closing.py)."""
+    close = commands.add_parser("close", help="close months: freeze their figures (§5)")
+    close_commands = close.add_subparsers(dest="close_command", required=True, metavar="ACTION")
+    month = close_commands.add_parser(
+        "month",
+        help="run the batch of what is due, then freeze the month as its next revision",
+        description="Close a month, 3 days after it ends in the reporting zone: run the "
+        "batch of what is due (--input or --kafka, as `pipeline batch`; without them, "
+        "what is stored), then freeze the month's figures per outlet, its ranking (with an "
+        "outlet registry), the hash of its inputs, the metrics and list versions. A month "
+        "closed before gets a new revision only if a figure or an input changed.",
+    )
+    month.add_argument("month", metavar="YYYY-MM")
+    month.add_argument(
+        "--at",
+        metavar="TIME",
+        help="close as of this time (ISO, reporting zone unless an offset is given) "
+        "instead of now: for replaying a close and for tests",
+    )
+    month.add_argument("--outlets", metavar="FILE", help="outlet registry JSON (PM_OUTLETS)")
+    _batch_options(month, required=False)
+    _store_option(month)
+    month.set_defaults(handler=close_month)
+    status = close_commands.add_parser(
+        "status", help="the closed months: revision, time, hash of the inputs"
+    )
+    status.add_argument("--month", metavar="YYYY-MM", help="one month only")
+    status.add_argument(
+        "--changes", action="store_true", help="also what each revision changed, per figure"
+    )
+    _store_option(status)
+    status.set_defaults(handler=close_status)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pressmeter",
@@ -237,42 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the default is Beam's local FnApiRunner, in this process. Workers outside this "
         "process (multi_processing, Flink, Dataflow) need --store clickhouse://...",
     )
-    source = batch.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--input",
-        nargs="+",
-        metavar="FILE",
-        help="JSON Lines files (.gz too), one canonical event a line",
-    )
-    source.add_argument(
-        "--kafka",
-        nargs="?",
-        const="",
-        metavar="BOOTSTRAP",
-        help="read Kafka from the group's committed offsets to the end offsets "
-        "seen at start; default bootstrap from settings (PM_KAFKA)",
-    )
-    batch.add_argument("--topic", help="default pm.events.v1 (PM_TOPIC)")
-    batch.add_argument("--group", help="consumer group, default pressmeter-batch (PM_GROUP)")
-    batch.add_argument(
-        "--rejected-topic",
-        metavar="TOPIC",
-        help="the ingest service's dead letters, read with --kafka into the rejected "
-        "events (stage 'ingest'); default pm.events.rejected.v1, '' for none",
-    )
-    batch.add_argument(
-        "--no-breakdowns",
-        action="store_true",
-        help="site figures only, no §8 rows for the site-days recomputed (to measure what "
-        "§8 costs; a later run with them recomputes only the devices it touches)",
-    )
-    batch.add_argument(
-        "--step-records",
-        type=_positive,
-        metavar="N",
-        help="read the input in steps of at most N records, one ingest pipeline each: "
-        "memory grows with N, not with the input (default 500000)",
-    )
+    _batch_options(batch, required=True)
     _store_option(batch)
     batch.set_defaults(handler=pipeline_batch)
 
@@ -316,6 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"§8 breakdown by one dimension: {', '.join(DIMENSIONS)}",
     )
     export.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+    _closed_options(export)
+    export.add_argument(
+        "--with-status",
+        action="store_true",
+        help="one more column, status: preliminary, final (for now) or closed-rN",
+    )
     _store_option(export)
     export.set_defaults(handler=metrics_export)
 
@@ -368,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="flag outlets whose IVT rate is above this: 0.1 or 10%% "
         "(PM_IVT_THRESHOLD; default 10%%)",
     )
+    _closed_options(rank)
     _store_option(rank)
     rank.set_defaults(handler=ranking)
 
@@ -413,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_import_arguments(hls)
     hls.set_defaults(handler=import_hls_logs)
+    _close_parser(commands)
     return parser
 
 
