@@ -105,7 +105,9 @@ class LiveJob:
         assert self.process is not None
         found = []
         for task in Path(f"/proc/{self.process.pid}/task").iterdir():
-            found += [int(p) for p in (task / "children").read_text().split()]
+            # A thread may end between the listing and the read: it has no children then.
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                found += [int(p) for p in (task / "children").read_text().split()]
         return found
 
     def stop(self, how: signal.Signals = signal.SIGTERM) -> int:
