@@ -1,4 +1,4 @@
-"""Step 2 of METRICS.md §2: keep the first copy of each (site_id, event_id).
+"""Step 2 of docs/standard.md §2: keep the first copy of each (site_id, event_id).
 
 Within a run the first copy is the one with the smallest `received_at`, ties
 going to the one read first. Across runs, a copy whose id an earlier committed
@@ -77,7 +77,7 @@ class Deduplicated(NamedTuple):
 def drop_repeated_copies(
     copies: pa.Table, prior: pa.Table, read_before: Sequence[ReadRange]
 ) -> Deduplicated:
-    """METRICS.md §2 step 2, deduplication, for one shard's copies.
+    """docs/standard.md §2 step 2, deduplication, for one shard's copies.
 
     `prior`: PRIOR_COLUMNS rows of the ids of `copies` kept before (by committed
     runs, or by earlier steps of this run); `read_before`: the committed read

@@ -1,4 +1,4 @@
-"""Step 1 of METRICS.md §2: decode and validate raw lines; refuse with a reason.
+"""Step 1 of docs/standard.md §2: decode and validate raw lines; refuse with a reason.
 
 Elements are batches (`LineBatch` in, Arrow tables out): a one-event-per-element
 pipeline spends its time in the runner, not in the work (about 15,000 events/s

@@ -1,4 +1,4 @@
-"""Local days and months of the reporting time zone (METRICS.md: "local").
+"""Local days and months of the reporting time zone (docs/standard.md: "local").
 
 A day is held as an integer, days since 1970-01-01, which is also how ClickHouse
 stores a `Date`: the pipelines compute it once, here, and every later step and

@@ -308,7 +308,7 @@ def _batch_options(parser: argparse.ArgumentParser, required: bool) -> None:
 
 
 def _close_parser(commands: argparse._SubParsersAction) -> None:
-    """`close month` and `close status` (METRICS.md §5, pressmeter/closing.py)."""
+    """`close month` and `close status` (docs/standard.md §5, pressmeter/closing.py)."""
     close = commands.add_parser("close", help="close months: freeze their figures (§5)")
     close_commands = close.add_subparsers(dest="close_command", required=True, metavar="ACTION")
     month = close_commands.add_parser(

@@ -1,4 +1,4 @@
-"""Closing a month (METRICS.md §5): its figures frozen with the hash of their
+"""Closing a month (docs/standard.md §5): its figures frozen with the hash of their
 inputs, and every later change a new numbered revision, never a silent one.
 
 A month may be closed 3 days after it ends, in the reporting zone: by then the
@@ -179,7 +179,7 @@ def refuse_if_not_due(month: str, zone: str, now_ms: int) -> None:
         raise MonthNotDue(
             f"{month} cannot be closed before "
             f"{dt.datetime.fromtimestamp(due / 1000, ZoneInfo(zone)):%Y-%m-%d %H:%M} "
-            f"{zone} ({CLOSE_AFTER_DAYS} days after it ends, METRICS.md §5)"
+            f"{zone} ({CLOSE_AFTER_DAYS} days after it ends, docs/standard.md §5)"
         )
 
 

@@ -1,4 +1,4 @@
-"""The canonical event (METRICS.md §1) as code: validate a decoded event against the
+"""The canonical event (docs/standard.md §1) as code: validate a decoded event against the
 JSON Schema in `schemas/` and name, for every refused event, one reason from a
 closed set and the field at fault.
 

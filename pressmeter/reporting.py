@@ -1,6 +1,6 @@
 """What `metrics export` and `ranking` report: a closed month's newest frozen
 revision (pressmeter/closing.py) unless the newest figures are asked for, and
-what every figure is (METRICS.md §5).
+what every figure is (docs/standard.md §5).
 
 A figure is `preliminary` while its period can still receive events: until the
 period's end plus the ts window of §2 (72 h), after which ingest accepts no event

@@ -1,4 +1,4 @@
-"""Closing a month (METRICS.md §5): frozen with the hash of its inputs, later data
+"""Closing a month (docs/standard.md §5): frozen with the hash of its inputs, later data
 a new numbered revision with its exact difference, never a silent change.
 
 Each test runs on both stores (embedded chDB and the local ClickHouse server).
@@ -248,7 +248,7 @@ def test_an_open_month_is_not_closed(runner: Runner) -> None:
         close_month(store, MONTH, ZONE, now_ms=DUE - 1)
     assert str(refused.value) == (
         "2024-11 cannot be closed before 2024-12-04 00:00 Asia/Ho_Chi_Minh "
-        "(3 days after it ends, METRICS.md §5)"
+        "(3 days after it ends, docs/standard.md §5)"
     )
     with pytest.raises(ConfigError, match=r"^not a month \(YYYY-MM\): '2024-13'$"):
         close_month(store, "2024-13", ZONE, now_ms=DUE)
@@ -290,7 +290,7 @@ def test_close_commands(
     refused = capsys.readouterr()
     assert refused.err.strip().splitlines() == [
         "pressmeter: error: 2024-11 cannot be closed before 2024-12-04 00:00 Asia/Ho_Chi_Minh "
-        "(3 days after it ends, METRICS.md §5)"
+        "(3 days after it ends, docs/standard.md §5)"
     ]
     assert main(["close", "month", MONTH, "--at", "2024-12-04T00:00", "--store", store]) == 0
     assert capsys.readouterr().out.startswith("2024-11: closed as revision 1 (inputs sha256:")

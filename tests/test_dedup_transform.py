@@ -1,4 +1,4 @@
-"""DeduplicateEvents as a transform (METRICS.md §2 step 2): it reads nothing, so
+"""DeduplicateEvents as a transform (docs/standard.md §2 step 2): it reads nothing, so
 its prior copies and the committed read ranges come in with `beam.Create`, as
 the batch run's lookups (pipelines/prior.py) or a streaming pipeline give them."""
 

@@ -79,7 +79,7 @@ def _batch(store: str, traffic: Path, cwd: Path, kill_in: tuple[str, float] | No
 
 
 def _exports(store: str, cwd: Path) -> tuple[str, str]:
-    """The day and month exports (METRICS.md §4), as bytes an auditor would compare."""
+    """The day and month exports (docs/standard.md §4), as bytes an auditor would compare."""
     day = cli("metrics", "export", "--store", store, "--grain", "day", cwd=cwd)
     month = cli("metrics", "export", "--store", store, "--grain", "month", cwd=cwd)
     assert day.returncode == 0 and month.returncode == 0, day.stderr + month.stderr

@@ -2,7 +2,7 @@
 
 Every test makes its own 3-partition topic and consumer group. What is checked:
 the run's summary, the export it produces, the group's committed offsets, and
-METRICS.md §2: reading the same copy again (a replayed offset, a restart after a
+docs/standard.md §2: reading the same copy again (a replayed offset, a restart after a
 crash) changes nothing; a run that fails leaves nothing visible and skips nothing.
 """
 

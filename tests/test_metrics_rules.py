@@ -1,4 +1,4 @@
-"""METRICS.md §2 steps 2-3 and §3, rule by rule, with numbers worked out by hand.
+"""docs/standard.md §2 steps 2-3 and §3, rule by rule, with numbers worked out by hand.
 
 Every test runs the real batch pipeline on both stores (`runner`: embedded chDB and
 the local ClickHouse 18.16 server) and compares whole export rows, so a number that

@@ -1,5 +1,5 @@
 """Batch runs over files and the run ledger: a run is all or nothing, running it
-again changes nothing (METRICS.md §2), a run killed half way is abandoned by the
+again changes nothing (docs/standard.md §2), a run killed half way is abandoned by the
 next one and leaves no trace in the numbers, two runs never write one store at
 once, and every failure the user can cause is one line and exit code 2."""
 

@@ -1,4 +1,4 @@
-"""METRICS.md §1 and §2 step 1: which lines are refused, with which reason, and what
+"""docs/standard.md §1 and §2 step 1: which lines are refused, with which reason, and what
 is kept of them; the fast path (msgspec) and the exact path (orjson + EventValidator)
 agree, and both agree with the JSON Schema file read by a generic validator, but
 for the differences the Readings of docs/standard.md name (integral floats such as 1.0,

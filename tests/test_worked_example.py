@@ -1,4 +1,4 @@
-"""METRICS.md §6: the worked example's 19 lines give exactly the expected CSVs,
+"""docs/standard.md §6: the worked example's 19 lines give exactly the expected CSVs,
 on the embedded store and on the oldest ClickHouse server we support."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The HTTP ingestion service in front of Kafka (issue 3): authenticates outlets'
-traffic, turns it into canonical events (METRICS.md §1) on `pm.events.v1`,
+traffic, turns it into canonical events (docs/standard.md §1) on `pm.events.v1`,
 refused events onto `pm.events.rejected.v1`, and answers 2xx only once the
 events are durable. See README.md in this folder."""
 

@@ -12,7 +12,7 @@ appends that arrive while one sync runs share the next one). `mark_done` only
 appends to the .done file, without a sync: a process killed with `kill -9`
 loses nothing the kernel holds, and after a power loss the worst case is that
 an acknowledged batch is sent again (same event ids: the pipeline counts
-them as duplicates, METRICS.md §2). A segment whose batches are all done is
+them as duplicates, docs/standard.md §2). A segment whose batches are all done is
 deleted. On open, the batches not marked done are found again, in order; a
 frame cut short by a crash (never acknowledged to the client) is truncated.
 """

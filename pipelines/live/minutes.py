@@ -55,7 +55,7 @@ __all__ = [
     "minute_figures",
 ]
 
-PLAY_CAP_MS = 60_000  # METRICS.md §3 play_ms
+PLAY_CAP_MS = 60_000  # docs/standard.md §3 play_ms
 PAGE_VIEW, ENGAGEMENT, MEDIA = "page_view", "engagement", "media"
 READER, VIEWER = 1, 2
 
@@ -362,7 +362,7 @@ def minute_figures(
     key: tuple[str, int], own: pa.Table, carried: pa.Table, calendar: LocalCalendar
 ) -> Iterator[SiteMinute | ChannelMinute]:
     """The figures of one site and minute from its events and the devices carried
-    from the 4 minutes before (METRICS.md §3 caps; IVT by ivt.py's rules)."""
+    from the 4 minutes before (docs/standard.md §3 caps; IVT by ivt.py's rules)."""
     site_id, minute = key
     own = own.sort_by([("device_id", "ascending"), ("ts", "ascending")])
     kind = own["type"].to_numpy(zero_copy_only=False)

@@ -28,6 +28,6 @@ class LiveTiming:
     @property
     def horizon_ms(self) -> int:
         """How far back a record can still change a figure not yet final: events may
-        be stamped up to 5 minutes ahead of ingest's clock (METRICS.md §2), and count
+        be stamped up to 5 minutes ahead of ingest's clock (docs/standard.md §2), and count
         in the readers and viewers of 4 more minutes than their own."""
         return (5 + ACTIVE_MINUTES) * MINUTE_MS + self.state_ms

@@ -1,4 +1,4 @@
--- Kept events: valid, first copies (METRICS.md §2 steps 1-2), IVT not yet decided.
+-- Kept events: valid, first copies (docs/standard.md §2 steps 1-2), IVT not yet decided.
 -- The facts of a site and day are recomputed from these rows, so a later batch
 -- can extend a visit or push a device over the SIVT rate. Only what the metrics
 -- and an audit trail need is kept; the raw event stays in Kafka or its file.

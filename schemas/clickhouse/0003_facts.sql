@@ -20,7 +20,7 @@ FROM
 )
 GROUP BY site_id, day;
 
--- The additive metrics of METRICS.md §3 and the IVT tallies by rule.
+-- The additive metrics of docs/standard.md §3 and the IVT tallies by rule.
 CREATE TABLE IF NOT EXISTS daily_facts
 (
     site_id         String,

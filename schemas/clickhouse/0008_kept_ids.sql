@@ -1,4 +1,4 @@
--- The ids dedup looks up (METRICS.md §2 step 2): one row per kept event, sorted
+-- The ids dedup looks up (docs/standard.md §2 step 2): one row per kept event, sorted
 -- by a 64-bit hash of (site_id, event_id), so a run finds the earlier copies of
 -- its ids by reading one narrow UInt64 column (PREWHERE) and the rest only for
 -- the granules that hold a match. `events` is sorted for the facts step (device

@@ -1,4 +1,4 @@
--- Closed months (METRICS.md §5): each close that finds the month changed writes a
+-- Closed months (docs/standard.md §5): each close that finds the month changed writes a
 -- new numbered revision; no row is ever updated or deleted. A revision is the
 -- row in `closed_months`, written last: the figure, ranking and change rows of a
 -- close carry its close_id, and readers take only those of a recorded revision,
@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS closed_months
 ENGINE = MergeTree
 ORDER BY (month, revision);
 
--- The METRICS.md §4 month row of every site, as frozen by one revision
+-- The docs/standard.md §4 month row of every site, as frozen by one revision
 -- (`ama` is derived from play_ms and the month's minutes, as in the export).
 CREATE TABLE IF NOT EXISTS closed_month_figures
 (
@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS closed_month_figures
 ENGINE = MergeTree
 ORDER BY (month, revision, site_id);
 
--- The ranking of a revision (METRICS.md §5), when an outlet registry was given:
+-- The ranking of a revision (docs/standard.md §5), when an outlet registry was given:
 -- each outlet's category, name and rank at the time of the close, and the
 -- figures it was ranked on, as the ranking showed them, and whether its IVT rate
 -- was flagged (above the threshold of the close).
