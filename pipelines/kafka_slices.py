@@ -20,8 +20,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from confluent_kafka import (
     OFFSET_INVALID,
@@ -38,6 +38,7 @@ from pressmeter.pipelines.sources import KafkaSlice
 __all__ = ["SliceReader", "commit_offsets", "plan_slices"]
 
 _TIMEOUT_S = 10.0
+T = TypeVar("T")
 # How long a read may see nothing before it gives up: librdkafka retries by itself.
 _SILENCE_S = 30.0
 # Readers assign partitions by hand: they never join this group nor commit to it.
@@ -85,6 +86,31 @@ def _partitions(consumer: Consumer, bootstrap: str, topic: str) -> list[int]:
     return sorted(found.partitions)
 
 
+# Answers of a group coordinator that is moving or still loading (a fresh broker
+# creates its offsets topic on a group's first request): worth asking again.
+_COORDINATOR_SETTLING = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
+
+
+def _while_coordinator_settles(call: Callable[[], T]) -> T:
+    """`call()`, asked again for up to _TIMEOUT_S while the group's coordinator
+    is moving or loading; any other error, or one that lasts, is raised."""
+    deadline = time.monotonic() + _TIMEOUT_S
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            code = exc.args[0].code() if isinstance(exc.args[0], KafkaError) else None
+            if code not in _COORDINATOR_SETTLING or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def plan_slices(
     bootstrap: str, topic: str, group: str, stored_next: dict[int, int], first_index: int = 0
 ) -> list[KafkaSlice]:
@@ -97,8 +123,10 @@ def plan_slices(
     try:
         partitions = _partitions(consumer, bootstrap, topic)
         try:
-            committed = consumer.committed(
-                [TopicPartition(topic, p) for p in partitions], timeout=_TIMEOUT_S
+            committed = _while_coordinator_settles(
+                lambda: consumer.committed(
+                    [TopicPartition(topic, p) for p in partitions], timeout=_TIMEOUT_S
+                )
             )
             marks = [
                 consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=_TIMEOUT_S)
@@ -261,9 +289,11 @@ def commit_offsets(bootstrap: str, group: str, slices: list[KafkaSlice]) -> None
         return
     consumer = _consumer(bootstrap, group)
     try:
-        consumer.commit(
-            offsets=[TopicPartition(s.topic, s.partition, s.end) for s in slices],
-            asynchronous=False,
+        _while_coordinator_settles(
+            lambda: consumer.commit(
+                offsets=[TopicPartition(s.topic, s.partition, s.end) for s in slices],
+                asynchronous=False,
+            )
         )
     except KafkaException as exc:
         raise InputError(
