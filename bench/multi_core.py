@@ -26,12 +26,13 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from batch_scale import simulated
+from batch_scale import CACHE, simulated
 from kafka_vs_file import delete_topic, make_topic, produce_file
 
 from pressmeter.store import close_stores, open_store
@@ -60,6 +61,18 @@ class Run:
     export: str  # digest of the exports it left in the store
 
 
+class BatchFailed(Exception):
+    """A `pipeline batch` process failed; its stderr."""
+
+    def summary(self) -> str:
+        """Its last line, the whole text kept in CACHE for a look."""
+        CACHE.mkdir(parents=True, exist_ok=True)
+        log = CACHE / f"multi_core-failed-{uuid.uuid4().hex[:8]}.log"
+        log.write_text(str(self))
+        last = str(self).strip().splitlines()[-1:] or ["(no output)"]
+        return f"FAILED: {last[0][:100]} (stderr in {log})"
+
+
 def cpu_seconds(pid: int) -> tuple[float, float]:
     """(own, reaped children's) user+sys CPU seconds of a process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -77,16 +90,18 @@ def batch(source: list[str], store_url: str, beam_args: list[str]) -> tuple[int,
 
     The process is waited for without being reaped (WNOWAIT), so its /proc stat
     still holds its own CPU time and that of the workers it reaped."""
-    with open(os.devnull, "w") as quiet, subprocess.Popen(
+    with tempfile.TemporaryFile("w+") as errors, subprocess.Popen(
         [VENV_BIN / "pressmeter", "--log-level", "WARNING", "pipeline", "batch", *source,
          "--store", store_url, *beam_args],
-        stdout=subprocess.PIPE, stderr=quiet, text=True,
+        stdout=subprocess.PIPE, stderr=errors, text=True,
     ) as proc:  # fmt: skip
         out = proc.stdout.read() if proc.stdout else ""
         os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
         runner, workers = cpu_seconds(proc.pid)
-    if proc.returncode:
-        raise SystemExit(f"pipeline batch {' '.join(beam_args)} failed (exit {proc.returncode})")
+        proc.wait()
+        errors.seek(0)
+        if proc.returncode:
+            raise BatchFailed(errors.read())
     read = next(int(line.split()[1].replace(",", "")) for line in out.splitlines()
                 if line.strip().startswith("read"))  # fmt: skip
     return read, runner, workers
@@ -111,10 +126,10 @@ def measure(source: list[str], server: str, beam_args: list[str]) -> Run:
     servers = {name: server_pid(name) for name in ("clickhouse", "kafka")}
     before = {name: sum(cpu_seconds(pid)) for name, pid in servers.items()}
     started = time.perf_counter()
-    read, runner, workers = batch(source, store_url, beam_args)
-    wall = time.perf_counter() - started
-    spent = {name: sum(cpu_seconds(pid)) - before[name] for name, pid in servers.items()}
     try:
+        read, runner, workers = batch(source, store_url, beam_args)
+        wall = time.perf_counter() - started
+        spent = {name: sum(cpu_seconds(pid)) - before[name] for name, pid in servers.items()}
         export = export_digest(store_url)
     finally:
         open_store(store_url, migrate=False).execute(f"DROP DATABASE IF EXISTS {database}")
@@ -165,7 +180,11 @@ def main() -> int:
                     one_worker = None
                     for mode, beam_args in modes.items():
                         group = ["--group", f"pmbench-{uuid.uuid4().hex[:8]}"] * (name == "kafka")
-                        run = measure([*source, *group], server, beam_args)
+                        try:
+                            run = measure([*source, *group], server, beam_args)
+                        except BatchFailed as failed:
+                            print(f"{size:>9,} {name:<6} {mode:<12} {failed.summary()}", flush=True)
+                            continue
                         one_worker, first = one_worker or run, first or run
                         print_run(size, name, mode, run, one_worker, first)
         finally:
