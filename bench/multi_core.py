@@ -15,6 +15,20 @@ same events (file, 1 worker): 2 workers, and Kafka, must count the same.
 The broker, the ClickHouse server and the benchmark share the machine's cores;
 nothing is pinned, since the point is to let the runner use two.
 
+Reading the figures. `cores` (the pipeline's CPU s per wall s) says how much of
+the machine the run got: below 1 for every mode, the machine was busy with
+other work and no mode could gain. `run. s` + `work. s` against the 1-worker
+run's CPU s is what the processes cost: every element crosses the Fn API to a
+worker and back (encoded twice), each pipeline of a run (an ingest step, the
+facts phase) starts its own workers, and the shuffles and the facts phase's SQL
+stay in the runner and in ClickHouse. On 2 cores the two workers also compete
+with ClickHouse (`ch s`) and the broker (`kafka s`): the wall time cannot drop
+below all of that CPU over 2.
+Threads share the GIL, so they gain nothing; on Beam 2.75 they can also fail a
+run (the embedded worker flushes its output every second, which can cut an
+element in two before a GroupByKey; the run is abandoned whole, and the row
+says FAILED).
+
     eval "$(deploy/local/stack env)"
     .venv/bin/python bench/multi_core.py [--events 300000,1000000] [--rounds 1]
 """
