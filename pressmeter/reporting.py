@@ -175,8 +175,13 @@ def _reported(
         r = history[-1]
         table = frozen(r)
         if table is None:
+            why = (
+                f"revision {r.revision} was closed before channel rankings were frozen"
+                if r.ranked
+                else "was closed without an outlet registry"
+            )
             raise ConfigError(
-                f"{month} was closed without an outlet registry, so no {what} was frozen; "
+                f"{month} {why}, so no {what} was frozen; "
                 "--newest ranks the figures as computed now"
             )
         return table, (

@@ -30,6 +30,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from support import ZONE, Runner, event, fresh_store, kafka_bootstrap, local_ms, write_lines
 from test_kafka import group, produce, topic  # noqa: F401 - Kafka fixtures and producer
@@ -39,6 +40,7 @@ from pressmeter.cli import main
 from pressmeter.closing import (
     Change,
     MonthNotDue,
+    Revision,
     changes_of,
     close_month,
     closed_channel_ranking,
@@ -513,6 +515,26 @@ def test_channels_that_change_alone_make_a_revision(runner: Runner) -> None:
         "2024-11 was closed without an outlet registry, so no channel ranking was frozen; "
         "--newest ranks the figures as computed now"
     )
+
+
+def test_a_revision_closed_before_channels_were_frozen_says_so(runner: Runner) -> None:
+    """A revision recorded before migration 0012 (channels_ranked 0, its default)."""
+    runner.batch(channel_batch())
+    store = open_store(runner.store_url)
+    old = Revision(MONTH, 1, "0011", DUE, "0" * 64, 1, METRICS_VERSION, "{}", ZONE, 1, 0)
+    store.insert("closed_months", pa.Table.from_pylist([asdict(old)]))
+    with pytest.raises(ConfigError) as refused:
+        reported_channels(store, MONTH, ZONE, OUTLETS)
+    assert str(refused.value) == (
+        "2024-11 revision 1 was closed before channel rankings were frozen, so no channel "
+        "ranking was frozen; --newest ranks the figures as computed now"
+    )
+    # Its inputs differ from the store's: the next close writes revision 2, ranked,
+    # and compares no channel (revision 1 has none to compare with).
+    two = close_month(store, MONTH, ZONE, OUTLETS, now_ms=DUE)
+    assert (two.revision.revision, two.revision.channels_ranked) == (2, 1)
+    assert not [c for c in two.changes if c.channel]
+    assert channels(reported_channels(store, MONTH, ZONE, None)[0]) == CHANNELS_1
 
 
 def test_ranking_channels_shows_the_frozen_revision(
