@@ -24,10 +24,12 @@ facts phase) starts its own workers, and the shuffles and the facts phase's SQL
 stay in the runner and in ClickHouse. On 2 cores the two workers also compete
 with ClickHouse (`ch s`) and the broker (`kafka s`): the wall time cannot drop
 below all of that CPU over 2.
-Threads share the GIL, so they gain nothing; on Beam 2.75 they can also fail a
-run (the embedded worker flushes its output every second, which can cut an
-element in two before a GroupByKey; the run is abandoned whole, and the row
-says FAILED).
+Threads share the GIL: they cost no more CPU, and overlap only what runs
+outside it (waits on the store and the broker, Arrow); on a machine busy with
+other work, a process with more runnable threads also gets a larger share of
+it, so compare `cores`. On Beam 2.75 threads can also fail a run (the embedded
+worker flushes its output every second, which can cut an element in two before
+a GroupByKey; the run is abandoned whole, and the row says FAILED).
 
     eval "$(deploy/local/stack env)"
     .venv/bin/python bench/multi_core.py [--events 300000,1000000] [--rounds 1]
