@@ -165,7 +165,7 @@ def rejects(args: argparse.Namespace, settings: Settings, rest: list[str]) -> in
 
 def ranking(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
     from pressmeter import ranking as ranks
-    from pressmeter.reporting import reported_ranking
+    from pressmeter.reporting import reported_channels, reported_ranking
     from pressmeter.store import open_store
 
     _no_extra(rest)
@@ -176,15 +176,13 @@ def ranking(args: argparse.Namespace, settings: Settings, rest: list[str]) -> in
     outlets = ranks.load_outlets(registry) if registry else None
     store = open_store(args.store or settings.store)
     if args.channels:
-        if outlets is None:
-            raise ConfigError("no outlet registry: give --outlets FILE or set PM_OUTLETS")
-        channels = ranks.channel_ranking(store, outlets, args.month)
+        channels, status = reported_channels(store, args.month, settings.zone, outlets, args.newest)
         print(ranks.render_channels(channels, args.month, args.top))
-        return 0
-    table, status = reported_ranking(
-        store, args.month, settings.zone, outlets, args.newest, ivt_threshold=threshold
-    )
-    print(ranks.render_ranking(table, args.month, args.top))
+    else:
+        table, status = reported_ranking(
+            store, args.month, settings.zone, outlets, args.newest, ivt_threshold=threshold
+        )
+        print(ranks.render_ranking(table, args.month, args.top))
     print(status)
     return 0
 
@@ -466,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument(
         "--channels",
         action="store_true",
-        help="rank the channels of tv and of radio by ama instead (docs/standard.md §5)",
+        help="rank the channels of tv and of radio by ama instead (docs/standard.md §5); "
+        "a closed month shows its frozen channel ranking unless --newest",
     )
     rank.add_argument(
         "--ivt-threshold",

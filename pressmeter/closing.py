@@ -3,13 +3,15 @@ inputs, and every later change a new numbered revision, never a silent one.
 
 A month may be closed 3 days after it ends, in the reporting zone: by then the
 ts window of §2 (72 h) has shut, so ingest can accept no more events of it. A
-close freezes, as revision 1, the §4 month row of every site, the ranking (when
-an outlet registry is given), the hash of its inputs, the metrics version and
-the versions of the lists in `schemas/`. Closing again compares the month as
-the store now computes it with the newest revision: when neither a figure nor
-the inputs changed, nothing is written; otherwise revision N+1 holds the new
-figures and, per site and figure, the old value, the new one and their
-difference. Rows are only ever appended (schemas/clickhouse/0011_closed_months.sql).
+close freezes, as revision 1, the §4 month row of every site, the rankings of
+outlets and of channels (when an outlet registry is given), the hash of its
+inputs, the metrics version and the versions of the lists in `schemas/`.
+Closing again compares the month as the store now computes it with the newest
+revision: when neither a figure (of a site or of a ranked channel) nor the
+inputs changed, nothing is written; otherwise revision N+1 holds the new
+figures and, per site (or channel) and figure, the old value, the new one and
+their difference. Rows are only ever appended (schemas/clickhouse/0011 and
+0012; their columns: the CLOSED_* tables of pressmeter/store/tables.py).
 
 The inputs of a month are the committed runs that stored an event or a
 duplicate of one of its days, or of the day after it (a visit that starts in
@@ -27,9 +29,10 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
 from fractions import Fraction
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -37,15 +40,30 @@ import pyarrow as pa
 from pressmeter import METRICS_VERSION, schemas
 from pressmeter.calendar import LocalCalendar, date_to_day, month_of_day
 from pressmeter.errors import ConfigError
-from pressmeter.metrics import MetricRow, metric_rows
+from pressmeter.metrics import BreakdownRow, Figures, MetricRow, metric_rows
 from pressmeter.ranking import (
+    CHANNEL_CATEGORIES,
     DEFAULT_IVT_THRESHOLD,
     Outlet,
+    RankedChannel,
     RankedOutlet,
     categories,
+    channel_ranking,
     monthly_ranking,
 )
 from pressmeter.store import Store, quote
+from pressmeter.store.tables import (
+    CLOSED_CHANNEL_CHANGES,
+    CLOSED_CHANNEL_RANKING,
+    CLOSED_MONTH_CHANGES,
+    CLOSED_MONTH_FIGURES,
+    CLOSED_MONTH_RANKING,
+    CLOSED_MONTHS,
+    MONTH_ROW_FIGURES,
+    PERIOD_FIGURES,
+    REVISION_KEY,
+    Table,
+)
 
 __all__ = [
     "CLOSE_AFTER_DAYS",
@@ -55,9 +73,11 @@ __all__ = [
     "Revision",
     "changes_of",
     "close_month",
+    "closed_channel_ranking",
     "closed_months_touched",
     "closed_ranking",
     "current_ms",
+    "frozen_rows",
     "inputs_hash",
     "month_last_day",
     "parse_instant",
@@ -68,21 +88,6 @@ __all__ = [
 ]
 
 CLOSE_AFTER_DAYS = 3
-# The frozen figures: every counter of a month row (the §4 columns but the keys
-# and ama, which follows from play_ms and the month's minutes).
-FIGURES = tuple(f.name for f in fields(MetricRow) if f.name not in ("period", "site_id", "minutes"))
-_REVISION_COLUMNS = (
-    "month",
-    "revision",
-    "close_id",
-    "closed_ms",
-    "inputs_hash",
-    "input_runs",
-    "metrics_version",
-    "list_versions",
-    "zone",
-    "ranked",
-)
 
 
 class MonthNotDue(ConfigError):
@@ -91,7 +96,7 @@ class MonthNotDue(ConfigError):
 
 @dataclass(frozen=True)
 class Revision:
-    """One frozen state of a month (a row of `closed_months`)."""
+    """One frozen state of a month (a row of `closed_months`, CLOSED_MONTHS)."""
 
     month: str
     revision: int
@@ -103,6 +108,7 @@ class Revision:
     list_versions: str
     zone: str
     ranked: int
+    channels_ranked: int  # 0 for revisions closed before the channel ranking was frozen
 
     @property
     def closed_at(self) -> str:
@@ -112,19 +118,22 @@ class Revision:
 
 @dataclass(frozen=True)
 class Change:
-    """One figure of one site that a revision changed."""
+    """One figure that a revision changed: of a site's month row, or of one of its
+    channels in the channel ranking (§5) when `channel` is set."""
 
     site_id: str
     figure: str
     old: int
     new: int
+    channel: str = ""
 
     @property
     def delta(self) -> int:
         return self.new - self.old
 
     def __str__(self) -> str:
-        return f"{self.site_id} {self.figure}: {self.old} -> {self.new} ({self.delta:+d})"
+        where = f"{self.site_id} channel {self.channel}" if self.channel else self.site_id
+        return f"{where} {self.figure}: {self.old} -> {self.new} ({self.delta:+d})"
 
 
 @dataclass(frozen=True)
@@ -218,48 +227,80 @@ def revisions(store: Store, month: str | None = None) -> list[Revision]:
     close id: should two closes have raced to one number, every reader takes the same)."""
     where = f"WHERE month = {quote(month)} " if month else ""
     rows = store.rows(
-        f"SELECT {', '.join(_REVISION_COLUMNS)} FROM closed_months {where}"
+        f"SELECT {CLOSED_MONTHS.list()} FROM {CLOSED_MONTHS.name} {where}"
         "ORDER BY month, revision, close_id"
     )
-    return [Revision(*row) for row in rows]
+    return [Revision(**dict(zip(CLOSED_MONTHS.columns, row))) for row in rows]
+
+
+def _frozen(
+    store: Store, table: Table, revision: Revision, order: str, where: str = ""
+) -> list[dict[str, Any]]:
+    """The rows `revision` wrote in `table`, as {column: value} without REVISION_KEY."""
+    columns = table.without(*REVISION_KEY)
+    rows = store.rows(
+        f"SELECT {', '.join(columns)} FROM {table.name} WHERE month = {quote(revision.month)} "
+        f"AND revision = {revision.revision} AND close_id = {quote(revision.close_id)}"
+        f"{where} ORDER BY {order}"
+    )
+    return [dict(zip(columns, row)) for row in rows]
+
+
+def _minutes(month: str) -> int:
+    return 1440 * month_last_day(parse_month(month)).day
+
+
+def _month_row(month: str, values: dict[str, Any]) -> MetricRow:
+    """A frozen §4 month row, read back."""
+    counters = {name: int(values[name]) for name in MONTH_ROW_FIGURES}
+    return MetricRow(month, values["site_id"], **counters, minutes=_minutes(month))
+
+
+def _channel_row(month: str, values: dict[str, Any]) -> BreakdownRow:
+    """A frozen channel of the channel ranking: its §8 `channel` month row, read back."""
+    counters = {name: int(values[name]) for name in PERIOD_FIGURES}
+    site, channel = values["site_id"], values["channel"]
+    return BreakdownRow(month, site, "channel", channel, **counters, minutes=_minutes(month))
 
 
 def frozen_rows(store: Store, revision: Revision, site_id: str | None = None) -> list[MetricRow]:
     """The month rows a revision froze, by site_id."""
     site = f" AND site_id = {quote(site_id)}" if site_id else ""
-    return [row for row, _ in _frozen(store, "closed_month_figures", revision, (), site)]
+    frozen = _frozen(store, CLOSED_MONTH_FIGURES, revision, "site_id", site)
+    return [_month_row(revision.month, values) for values in frozen]
 
 
-def _frozen(
-    store: Store, table: str, revision: Revision, extra: tuple[str, ...], where: str = ""
-) -> list[tuple[MetricRow, tuple]]:
-    """(month row, values of the `extra` columns) of each row `revision` froze in `table`."""
-    minutes = 1440 * month_last_day(parse_month(revision.month)).day
-    rows = store.rows(
-        f"SELECT {', '.join(('site_id', *FIGURES, *extra))} FROM {table} "
-        f"WHERE month = {quote(revision.month)} AND revision = {revision.revision} "
-        f"AND close_id = {quote(revision.close_id)}{where} ORDER BY site_id"
-    )
-    frozen = []
-    for site, *values in rows:
-        counters = dict(zip(FIGURES, map(int, values)))
-        row = MetricRow(revision.month, site, **counters, minutes=minutes)
-        frozen.append((row, tuple(values[len(FIGURES) :])))
-    return frozen
-
-
-def _changes(old: list[MetricRow], new: list[MetricRow]) -> tuple[Change, ...]:
-    """Per site and figure (by name), what differs between two sets of month rows."""
-    before = {row.site_id: row for row in old}
-    after = {row.site_id: row for row in new}
+def _changes(
+    old: dict[tuple[str, str], Figures], new: dict[tuple[str, str], Figures], figures: Sequence[str]
+) -> tuple[Change, ...]:
+    """Per (site, channel) and figure (by name), what differs between two sets of rows."""
     changes = []
-    for site in sorted(before.keys() | after.keys()):
-        for figure in sorted(FIGURES):
-            was = getattr(before[site], figure) if site in before else 0
-            now = getattr(after[site], figure) if site in after else 0
+    for site, channel in sorted(old.keys() | new.keys()):
+        for figure in sorted(figures):
+            was = getattr(old[site, channel], figure) if (site, channel) in old else 0
+            now = getattr(new[site, channel], figure) if (site, channel) in new else 0
             if was != now:
-                changes.append(Change(site, figure, was, now))
+                changes.append(Change(site, figure, was, now, channel))
     return tuple(changes)
+
+
+def _month_changes(old: list[MetricRow], new: list[MetricRow]) -> tuple[Change, ...]:
+    """What differs between two sets of §4 month rows, per site and figure."""
+    before = {(row.site_id, ""): row for row in old}
+    return _changes(before, {(row.site_id, ""): row for row in new}, MONTH_ROW_FIGURES)
+
+
+def _channel_changes(
+    old: dict[str, list[RankedChannel]], new: dict[str, list[RankedChannel]]
+) -> tuple[Change, ...]:
+    """What differs between two channel rankings, per site, channel and figure."""
+
+    def by_channel(ranking: dict[str, list[RankedChannel]]) -> dict[tuple[str, str], Figures]:
+        return {
+            (e.metrics.site_id, e.metrics.value): e.metrics for r in ranking.values() for e in r
+        }
+
+    return _changes(by_channel(old), by_channel(new), PERIOD_FIGURES)
 
 
 def close_month(
@@ -273,7 +314,9 @@ def close_month(
     """Freeze `month` (YYYY-MM) as its next revision, unless nothing changed.
 
     Refuses (MonthNotDue) before the month's end plus CLOSE_AFTER_DAYS, and a month
-    the store has no figures of. Run the batch of what is due first.
+    the store has no figures of. Run the batch of what is due first. The channel
+    ranking is compared when both the newest revision and this close have one (an
+    outlet registry), as a changed registry alone makes no revision.
     """
     first = parse_month(month)
     now_ms = current_ms() if now_ms is None else now_ms
@@ -282,9 +325,15 @@ def close_month(
     if not figures:
         raise ConfigError(f"{month}: the store holds no figures of this month; nothing to close")
     digest, runs = inputs_hash(store, first)
+    channels = channel_ranking(store, outlets, month) if outlets is not None else None
     history = revisions(store, month)
     newest = history[-1] if history else None
-    changes = _changes(frozen_rows(store, newest), figures) if newest else ()
+    changes: tuple[Change, ...] = ()
+    if newest:
+        changes = _month_changes(frozen_rows(store, newest), figures)
+        frozen_channels = closed_channel_ranking(store, newest)
+        if channels is not None and frozen_channels is not None:
+            changes += _channel_changes(frozen_channels, channels)
     if newest and newest.inputs_hash == digest and not changes:
         return CloseResult(newest, written=False)
     revision = Revision(
@@ -298,9 +347,10 @@ def close_month(
         list_versions=json.dumps(schemas.list_versions(), sort_keys=True),
         zone=zone,
         ranked=int(outlets is not None),
+        channels_ranked=int(channels is not None),
     )
     ranking = monthly_ranking(store, outlets, month, ivt_threshold) if outlets is not None else {}
-    _write_revision(store, revision, figures, changes, ranking)
+    _write_revision(store, revision, figures, changes, ranking, channels or {})
     return CloseResult(revision, written=True, changes=changes)
 
 
@@ -310,34 +360,56 @@ def _write_revision(
     figures: list[MetricRow],
     changes: tuple[Change, ...],
     ranking: dict[str, list[RankedOutlet]],
+    channels: dict[str, list[RankedChannel]],
 ) -> None:
-    """Its figures, ranking and changes, then the revision row that makes them count."""
-    key = {"month": revision.month, "revision": revision.revision, "close_id": revision.close_id}
+    """Its figures, rankings and changes, then the revision row that makes them count."""
+    key = dict(zip(REVISION_KEY, (revision.month, revision.revision, revision.close_id)))
     rows = {
-        "closed_month_figures": [{**key, **_counters(row)} for row in figures],
-        "closed_month_changes": [{**key, **asdict(c), "delta": c.delta} for c in changes],
-        "closed_month_ranking": [
-            {
-                **key,
-                **_counters(entry.metrics),
-                "category": category,
-                "rank": entry.rank,
-                "name": entry.outlet.name,
-                "flagged": int(entry.flagged),
-            }
+        CLOSED_MONTH_FIGURES: [
+            {**key, **_counters(row, MONTH_ROW_FIGURES), "site_id": row.site_id} for row in figures
+        ],
+        CLOSED_MONTH_CHANGES: [_change_row(key, c) for c in changes if not c.channel],
+        CLOSED_CHANNEL_CHANGES: [_change_row(key, c) for c in changes if c.channel],
+        CLOSED_MONTH_RANKING: [
+            {**key, **_ranked(category, entry), "flagged": int(entry.flagged)}
             for category, ranked in ranking.items()
+            for entry in ranked
+        ],
+        CLOSED_CHANNEL_RANKING: [
+            {**key, **_ranked(category, entry), "channel": entry.metrics.value}
+            for category, ranked in channels.items()
             for entry in ranked
         ],
     }
     for table, table_rows in rows.items():
         if table_rows:
-            store.insert(table, pa.Table.from_pylist(table_rows))
-    store.insert("closed_months", pa.Table.from_pylist([asdict(revision)]))
+            store.insert(table.name, _arrow(table, table_rows))
+    store.insert(CLOSED_MONTHS.name, _arrow(CLOSED_MONTHS, [asdict(revision)]))
 
 
-def _counters(row: MetricRow) -> dict[str, object]:
-    """A month row's site and FIGURES, as stored."""
-    return {"site_id": row.site_id, **{name: getattr(row, name) for name in FIGURES}}
+def _counters(row: Figures, names: Sequence[str]) -> dict[str, int]:
+    return {name: getattr(row, name) for name in names}
+
+
+def _change_row(key: dict[str, Any], change: Change) -> dict[str, Any]:
+    return {**key, **asdict(change), "delta": change.delta}
+
+
+def _ranked(category: str, entry: RankedOutlet | RankedChannel) -> dict[str, Any]:
+    """What a ranked outlet and a ranked channel store alike: place, outlet, figures."""
+    names = PERIOD_FIGURES if isinstance(entry, RankedChannel) else MONTH_ROW_FIGURES
+    return {
+        **_counters(entry.metrics, names),
+        "category": category,
+        "rank": entry.rank,
+        "site_id": entry.outlet.site_id,
+        "name": entry.outlet.name,
+    }
+
+
+def _arrow(table: Table, rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows as an Arrow table of exactly `table`'s columns, in its order."""
+    return pa.Table.from_pylist([{name: row[name] for name in table.columns} for row in rows])
 
 
 def closed_months_touched(store: Store, run_id: str) -> list[Revision]:
@@ -358,14 +430,13 @@ def closed_months_touched(store: Store, run_id: str) -> list[Revision]:
 
 
 def changes_of(store: Store, revision: Revision) -> tuple[Change, ...]:
-    """What `revision` changed against the revision before it."""
+    """What `revision` changed against the revision before it: its sites' figures,
+    then its channels'."""
+    site = _frozen(store, CLOSED_MONTH_CHANGES, revision, "site_id, figure")
+    channel = _frozen(store, CLOSED_CHANNEL_CHANGES, revision, "site_id, channel, figure")
     return tuple(
-        Change(site, figure, int(old), int(new))
-        for site, figure, old, new in store.rows(
-            "SELECT site_id, figure, old, new FROM closed_month_changes "
-            f"WHERE month = {quote(revision.month)} AND revision = {revision.revision} "
-            f"AND close_id = {quote(revision.close_id)} ORDER BY site_id, figure"
-        )
+        Change(v["site_id"], v["figure"], int(v["old"]), int(v["new"]), v.get("channel", ""))
+        for v in (*site, *channel)
     )
 
 
@@ -374,11 +445,34 @@ def closed_ranking(store: Store, revision: Revision) -> dict[str, list[RankedOut
     if not revision.ranked:
         return None
     ranking: dict[str, list[RankedOutlet]] = {category: [] for category in categories()}
-    extra = ("category", "rank", "name", "flagged")
-    frozen = _frozen(store, "closed_month_ranking", revision, extra)
-    for row, (category, rank, name, flagged) in sorted(frozen, key=lambda pair: pair[1][:2]):
-        entry = RankedOutlet(int(rank), Outlet(row.site_id, name, category), row, bool(flagged))
-        ranking.setdefault(category, []).append(entry)
+    for v in _frozen(store, CLOSED_MONTH_RANKING, revision, "category, rank, site_id"):
+        outlet = Outlet(v["site_id"], v["name"], v["category"])
+        entry = RankedOutlet(
+            int(v["rank"]), outlet, _month_row(revision.month, v), bool(v["flagged"])
+        )
+        ranking.setdefault(outlet.category, []).append(entry)
+    return ranking
+
+
+def closed_channel_ranking(
+    store: Store, revision: Revision
+) -> dict[str, list[RankedChannel]] | None:
+    """The channel ranking `revision` froze, with the figures it showed (each share
+    is exact again: its play_ms over its category's); None if it has none."""
+    if not revision.channels_ranked:
+        return None
+    ranking: dict[str, list[RankedChannel]] = {category: [] for category in CHANNEL_CATEGORIES}
+    frozen = _frozen(store, CLOSED_CHANNEL_RANKING, revision, "category, rank, site_id, channel")
+    totals: dict[str, int] = {}
+    for v in frozen:
+        totals[v["category"]] = totals.get(v["category"], 0) + int(v["play_ms"])
+    for v in frozen:
+        row, total = _channel_row(revision.month, v), totals[v["category"]]
+        share = Fraction(row.play_ms, total) if total else Fraction(0)
+        outlet = Outlet(v["site_id"], v["name"], v["category"])
+        ranking.setdefault(outlet.category, []).append(
+            RankedChannel(int(v["rank"]), outlet, row, share)
+        )
     return ranking
 
 

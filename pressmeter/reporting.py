@@ -8,32 +8,43 @@ of it. It is then `final` (final for now: only a late batch of events received
 in time but counted later can still change it), and a closed month's figures are
 `closed-rN`, frozen by revision N. The §4 CSV keeps its columns exactly; the
 status is one more column only when asked for (`--with-status`), and one line
-under the ranking.
+under each ranking (of outlets and of channels).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import IO
+from typing import IO, TypeVar
 
 from pressmeter import closing, schemas
 from pressmeter.calendar import LocalCalendar, date_to_day
 from pressmeter.errors import ConfigError
 from pressmeter.metrics import EXPORT_COLUMNS, MetricRow, metric_rows
-from pressmeter.ranking import DEFAULT_IVT_THRESHOLD, Outlet, RankedOutlet, monthly_ranking
+from pressmeter.ranking import (
+    DEFAULT_IVT_THRESHOLD,
+    Outlet,
+    RankedChannel,
+    RankedOutlet,
+    channel_ranking,
+    monthly_ranking,
+)
 from pressmeter.store import Store
 
 __all__ = [
     "ReportedRow",
     "final_at_ms",
+    "reported_channels",
     "reported_ranking",
     "reported_rows",
     "write_csv_with_status",
 ]
+
+# A ranking as reported: of outlets or of channels, per category.
+Ranking = TypeVar("Ranking", dict[str, list[RankedOutlet]], dict[str, list[RankedChannel]])
 
 
 def final_at_ms(last: dt.date, zone: str) -> int:
@@ -108,22 +119,76 @@ def reported_ranking(
     """The ranking as it is reported, and one line saying what its figures are: a
     closed month's newest frozen ranking, unless `newest` asks for the ranking of
     the figures the store computes now (which needs the outlet registry)."""
+    return _reported(
+        store,
+        month,
+        zone,
+        newest,
+        now_ms,
+        lambda revision: closing.closed_ranking(store, revision),
+        lambda: monthly_ranking(store, _registry(outlets), month, ivt_threshold),
+        "ranking",
+    )
+
+
+def reported_channels(
+    store: Store,
+    month: str,
+    zone: str,
+    outlets: dict[str, Outlet] | None,
+    newest: bool = False,
+    now_ms: int | None = None,
+) -> tuple[dict[str, list[RankedChannel]], str]:
+    """The channel ranking as it is reported, and its status line, as `reported_ranking`."""
+    return _reported(
+        store,
+        month,
+        zone,
+        newest,
+        now_ms,
+        lambda revision: closing.closed_channel_ranking(store, revision),
+        lambda: channel_ranking(store, _registry(outlets), month),
+        "channel ranking",
+    )
+
+
+def _registry(outlets: dict[str, Outlet] | None) -> dict[str, Outlet]:
+    if outlets is None:
+        raise ConfigError("no outlet registry: give --outlets FILE or set PM_OUTLETS")
+    return outlets
+
+
+def _reported(
+    store: Store,
+    month: str,
+    zone: str,
+    newest: bool,
+    now_ms: int | None,
+    frozen: Callable[[closing.Revision], Ranking | None],
+    computed: Callable[[], Ranking],
+    what: str,
+) -> tuple[Ranking, str]:
+    """A closed month's newest frozen `what` (unless `newest`), or the one computed
+    now; and the status line of its figures."""
     history = closing.revisions(store, closing.parse_month(month).strftime("%Y-%m"))
     if history and not newest:
         r = history[-1]
-        frozen = closing.closed_ranking(store, r)
-        if frozen is None:
+        table = frozen(r)
+        if table is None:
+            why = (
+                f"revision {r.revision} was closed before channel rankings were frozen"
+                if r.ranked
+                else "was closed without an outlet registry"
+            )
             raise ConfigError(
-                f"{month} was closed without an outlet registry, so no ranking was frozen; "
+                f"{month} {why}, so no {what} was frozen; "
                 "--newest ranks the figures as computed now"
             )
-        return frozen, (
+        return table, (
             f"status: closed, revision {r.revision} frozen {r.closed_at} "
             f"(inputs sha256:{r.inputs_hash})"
         )
-    if outlets is None:
-        raise ConfigError("no outlet registry: give --outlets FILE or set PM_OUTLETS")
-    ranking = monthly_ranking(store, outlets, month, ivt_threshold)
+    table = computed()
     now_ms = closing.current_ms() if now_ms is None else now_ms
     if history:
         line = f"status: newest figures; the month is closed, revision {history[-1].revision}"
@@ -131,7 +196,7 @@ def reported_ranking(
         line = "status: final for now (not closed yet: a late batch can still change it)"
     else:
         line = "status: preliminary (the month can still receive events)"
-    return ranking, line
+    return table, line
 
 
 def write_csv_with_status(rows: Iterable[ReportedRow], out: IO[str]) -> int:

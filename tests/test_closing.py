@@ -25,9 +25,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from dataclasses import asdict
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from support import ZONE, Runner, event, fresh_store, kafka_bootstrap, local_ms, write_lines
 from test_kafka import group, produce, topic  # noqa: F401 - Kafka fixtures and producer
@@ -37,15 +40,18 @@ from pressmeter.cli import main
 from pressmeter.closing import (
     Change,
     MonthNotDue,
+    Revision,
     changes_of,
     close_month,
+    closed_channel_ranking,
     closed_months_touched,
     revisions,
 )
 from pressmeter.errors import ConfigError
 from pressmeter.metrics import EXPORT_COLUMNS
-from pressmeter.ranking import Outlet
-from pressmeter.reporting import ReportedRow, reported_ranking, reported_rows
+from pressmeter.pipelines.recompute import RecomputeRequest, recompute
+from pressmeter.ranking import Outlet, RankedChannel
+from pressmeter.reporting import ReportedRow, reported_channels, reported_ranking, reported_rows
 from pressmeter.store import close_stores, open_store
 
 MONTH = "2024-11"
@@ -384,3 +390,184 @@ def test_close_month_runs_the_kafka_batch_that_is_due(
     assert "2024-11: unchanged since revision 2 (inputs sha256:" in out
     store = open_store(store_url)
     assert [r.input_runs for r in revisions(store, MONTH)] == [1, 2]
+
+
+# The channels of November 2024 (§5 channel ranking), worked out by hand:
+# batch 1:  tv1.vn    device g on tv1-news: a start and a 30 s heartbeat (15 Nov 20:00);
+#                     device h on tv1-phim: a start and two 30 s heartbeats (16 Nov 21:00),
+#                     60 s played: reached.
+#           radio1.vn device r on radio1-fm: a start and a 30 s heartbeat (17 Nov 07:00).
+#           → tv: 1 tv1-phim (60000 ms, 2/3), 2 tv1-news (30000 ms, 1/3); radio: radio1-fm (1/1).
+# batch 2, late: device g on tv1-news again, 29 Nov 20:00, a 45 s heartbeat: a second
+#           visit, engaged; still not reached (30 s and 45 s: reach is judged per day, §8).
+#           → tv: 1 tv1-news (75000 ms, 75/135), 2 tv1-phim (60000 ms, 60/135).
+def channel_batch() -> list[dict[str, Any]]:
+    def play(site: str, device: str, channel: str, at: str, **fields: Any) -> dict[str, Any]:
+        return event("media", at=at, site=site, device=device, channel_id=channel, **fields)
+
+    return [
+        play("tv1.vn", "g", "tv1-news", "2024-11-15 20:00", action="start", played_ms=0),
+        play("tv1.vn", "g", "tv1-news", "2024-11-15 20:00:30"),
+        play("tv1.vn", "h", "tv1-phim", "2024-11-16 21:00", action="start", played_ms=0),
+        play("tv1.vn", "h", "tv1-phim", "2024-11-16 21:00:30"),
+        play("tv1.vn", "h", "tv1-phim", "2024-11-16 21:01"),
+        play("radio1.vn", "r", "radio1-fm", "2024-11-17 07:00", action="start", played_ms=0),
+        play("radio1.vn", "r", "radio1-fm", "2024-11-17 07:00:30"),
+    ]
+
+
+def late_channel_batch() -> list[dict[str, Any]]:
+    return [
+        event(
+            "media", at="2024-11-29 20:00", site="tv1.vn", device="g", channel_id="tv1-news",
+            played_ms=45_000, received_at=LATE,
+        )
+    ]  # fmt: skip
+
+
+def channels(ranking: dict[str, list[RankedChannel]]) -> dict[str, list[tuple]]:
+    """Per category: (rank, outlet name, channel, play_ms, media_reach, share)."""
+    return {
+        category: [
+            (e.rank, e.outlet.name, e.metrics.value, e.metrics.play_ms, e.metrics.media_reach,
+             e.share)
+            for e in ranked
+        ]
+        for category, ranked in ranking.items()
+    }  # fmt: skip
+
+
+CHANNELS_1 = {
+    "tv": [
+        (1, "TV One", "tv1-phim", 60_000, 1, Fraction(2, 3)),
+        (2, "TV One", "tv1-news", 30_000, 0, Fraction(1, 3)),
+    ],
+    "radio": [(1, "Radio One", "radio1-fm", 30_000, 0, Fraction(1))],
+}
+CHANNELS_2 = {
+    "tv": [
+        (1, "TV One", "tv1-news", 75_000, 0, Fraction(75, 135)),
+        (2, "TV One", "tv1-phim", 60_000, 1, Fraction(60, 135)),
+    ],
+    "radio": CHANNELS_1["radio"],
+}
+
+
+def test_the_channel_ranking_is_frozen_and_a_change_makes_revision_two(runner: Runner) -> None:
+    runner.batch(channel_batch())
+    store = open_store(runner.store_url)
+    one = close_month(store, MONTH, ZONE, OUTLETS, now_ms=DUE)
+    assert (one.written, one.revision.channels_ranked) == (True, 1)
+    assert channels(closed_channel_ranking(store, one.revision)) == CHANNELS_1
+
+    runner.batch(late_channel_batch())
+    frozen, status = reported_channels(store, MONTH, ZONE, None)
+    assert channels(frozen) == CHANNELS_1
+    assert status.startswith("status: closed, revision 1 frozen 2024-12-03T17:00:00Z (inputs")
+    newest, status = reported_channels(store, MONTH, ZONE, OUTLETS, newest=True)
+    assert channels(newest) == CHANNELS_2
+    assert status == "status: newest figures; the month is closed, revision 1"
+
+    two = close_month(store, MONTH, ZONE, OUTLETS, now_ms=DUE + 86_400_000)
+    assert two.written and two.revision.revision == 2
+    channel_changes = [c for c in two.changes if c.channel]
+    assert channel_changes == [
+        Change("tv1.vn", "engaged_visits", 1, 2, "tv1-news"),
+        Change("tv1.vn", "play_ms", 30_000, 75_000, "tv1-news"),
+        Change("tv1.vn", "visits", 1, 2, "tv1-news"),
+    ]
+    assert changes_of(store, two.revision) == two.changes
+    assert "  tv1.vn channel tv1-news play_ms: 30000 -> 75000 (+45000)" in two.render()
+    frozen, status = reported_channels(store, MONTH, ZONE, None)
+    assert channels(frozen) == CHANNELS_2
+    assert status.startswith("status: closed, revision 2 frozen 2024-12-04T17:00:00Z (inputs")
+    # Revision 1 keeps its ranking; closing again on the same inputs writes nothing.
+    assert channels(closed_channel_ranking(store, one.revision)) == CHANNELS_1
+    assert not close_month(store, MONTH, ZONE, OUTLETS, now_ms=DUE + 2 * 86_400_000).written
+    assert [r.revision for r in revisions(store, MONTH)] == [1, 2]
+
+
+def test_channels_that_change_alone_make_a_revision(runner: Runner) -> None:
+    """Run without the §8 rows, the month closes with no channel; recomputed with
+    them (same inputs, same month rows), the channels alone make revision 2."""
+    runner.batch(channel_batch(), breakdowns=False)
+    store = open_store(runner.store_url)
+    one = close_month(store, MONTH, ZONE, OUTLETS, now_ms=DUE)
+    assert channels(closed_channel_ranking(store, one.revision)) == {"tv": [], "radio": []}
+    recompute(RecomputeRequest(runner.store_url, ZONE))
+    two = close_month(store, MONTH, ZONE, OUTLETS, now_ms=DUE + 86_400_000)
+    assert (two.written, two.revision.inputs_hash) == (True, one.revision.inputs_hash)
+    assert [str(c) for c in two.changes if c.site_id == "radio1.vn"] == [
+        "radio1.vn channel radio1-fm engaged_visits: 0 -> 1 (+1)",
+        "radio1.vn channel radio1-fm media_starts: 0 -> 1 (+1)",
+        "radio1.vn channel radio1-fm play_ms: 0 -> 30000 (+30000)",
+        "radio1.vn channel radio1-fm visitors: 0 -> 1 (+1)",
+        "radio1.vn channel radio1-fm visits: 0 -> 1 (+1)",
+    ]
+    assert all(c.channel for c in two.changes)  # no month row changed
+    assert channels(closed_channel_ranking(store, two.revision)) == CHANNELS_1
+    # Closed without a registry: no channel ranking frozen, said in one line.
+    runner.batch(late_channel_batch())
+    close_month(store, MONTH, ZONE, None, now_ms=DUE + 2 * 86_400_000)
+    with pytest.raises(ConfigError) as refused:
+        reported_channels(store, MONTH, ZONE, OUTLETS)
+    assert str(refused.value) == (
+        "2024-11 was closed without an outlet registry, so no channel ranking was frozen; "
+        "--newest ranks the figures as computed now"
+    )
+
+
+def test_a_revision_closed_before_channels_were_frozen_says_so(runner: Runner) -> None:
+    """A revision recorded before migration 0012 (channels_ranked 0, its default)."""
+    runner.batch(channel_batch())
+    store = open_store(runner.store_url)
+    old = Revision(MONTH, 1, "0011", DUE, "0" * 64, 1, METRICS_VERSION, "{}", ZONE, 1, 0)
+    store.insert("closed_months", pa.Table.from_pylist([asdict(old)]))
+    with pytest.raises(ConfigError) as refused:
+        reported_channels(store, MONTH, ZONE, OUTLETS)
+    assert str(refused.value) == (
+        "2024-11 revision 1 was closed before channel rankings were frozen, so no channel "
+        "ranking was frozen; --newest ranks the figures as computed now"
+    )
+    # Its inputs differ from the store's: the next close writes revision 2, ranked,
+    # and compares no channel (revision 1 has none to compare with).
+    two = close_month(store, MONTH, ZONE, OUTLETS, now_ms=DUE)
+    assert (two.revision.revision, two.revision.channels_ranked) == (2, 1)
+    assert not [c for c in two.changes if c.channel]
+    assert channels(reported_channels(store, MONTH, ZONE, None)[0]) == CHANNELS_1
+
+
+def test_ranking_channels_shows_the_frozen_revision(
+    runner: Runner, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    registry = tmp_path / "outlets.json"
+    registry.write_text(
+        json.dumps(
+            {
+                "schema": "iglu:vn.pressmeter/outlet_registry/jsonschema/1-0-0",
+                "outlets": [asdict(outlet) for outlet in OUTLETS.values()],
+            }
+        )
+    )
+    runner.batch(channel_batch())
+    store = ["--store", runner.store_url]
+    at = ["--at", "2024-12-04T00:00", *store]
+    assert main(["close", "month", MONTH, "--outlets", str(registry), *at]) == 0
+    runner.batch(late_channel_batch())
+    capsys.readouterr()
+    rank = ["ranking", "--channels", "--month", MONTH, *store]
+    for option, shown in (
+        ([], ["tv1-phim", "tv1-news"]),
+        (["--newest", "--outlets", str(registry)], ["tv1-news", "tv1-phim"]),
+    ):
+        assert main([*rank, *option]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert [line.split()[3] for line in lines if "TV One" in line] == shown
+        assert lines[-1].startswith(
+            "status: closed, revision 1 frozen 2024-12-03T17:00:00Z" if not option
+            else "status: newest figures; the month is closed, revision 1"
+        )  # fmt: skip
+    assert main([*rank, "--newest"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "pressmeter: error: no outlet registry: give --outlets FILE or set PM_OUTLETS"
+    )

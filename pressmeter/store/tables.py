@@ -12,6 +12,12 @@ from dataclasses import dataclass
 
 __all__ = [
     "ADDITIVE_FIGURES",
+    "CLOSED_CHANNEL_CHANGES",
+    "CLOSED_CHANNEL_RANKING",
+    "CLOSED_MONTHS",
+    "CLOSED_MONTH_CHANGES",
+    "CLOSED_MONTH_FIGURES",
+    "CLOSED_MONTH_RANKING",
     "COUNTED_FIGURES",
     "DAILY_BREAKDOWNS",
     "DAILY_FACTS",
@@ -25,8 +31,11 @@ __all__ = [
     "FACT_LISTS",
     "IVT_FIGURES",
     "KEPT_IDS",
+    "MONTH_ROW_FIGURES",
+    "PERIOD_FIGURES",
     "REJECTED_EVENTS",
     "REPLACED_COPIES",
+    "REVISION_KEY",
     "RUNS",
     "RUN_SOURCES",
     "RUN_TABLES",
@@ -188,6 +197,55 @@ FACT_LISTS = Table("fact_lists", ("run_id", "list", "version"))
 KEPT_IDS = Table("kept_ids", ("id_hash", "site_id", "event_id", "received_at", "run_id"))
 REPLACED_COPIES = Table("replaced_copies", ("site_id", "event_id", "received_at", "run_id"))
 
+# Closed months (0011_closed_months.sql, 0012_closed_channels.sql; pressmeter/closing.py).
+# The §3 figures of a period as a report shows them (`Figures` in metrics.py), and
+# those of a §4 month row: with them, a frozen row is read back whole.
+PERIOD_FIGURES = (
+    "pageviews",
+    "visits",
+    "engaged_visits",
+    "visitors",
+    "engaged_ms",
+    "media_starts",
+    "media_completes",
+    "play_ms",
+    "media_reach",
+)
+MONTH_ROW_FIGURES = (*PERIOD_FIGURES, "ivt_events", "duplicate_events", "counted_events")
+# What every row a close writes carries: the revision it belongs to.
+REVISION_KEY = ("month", "revision", "close_id")
+CLOSED_MONTHS = Table(
+    "closed_months",
+    (
+        *REVISION_KEY,
+        "closed_ms",
+        "inputs_hash",
+        "input_runs",
+        "metrics_version",
+        "list_versions",
+        "zone",
+        "ranked",
+        # 0012_closed_channels.sql
+        "channels_ranked",
+    ),
+)
+CLOSED_MONTH_FIGURES = Table("closed_month_figures", (*REVISION_KEY, "site_id", *MONTH_ROW_FIGURES))
+CLOSED_MONTH_RANKING = Table(
+    "closed_month_ranking",
+    (*REVISION_KEY, "category", "rank", "site_id", "name", "flagged", *MONTH_ROW_FIGURES),
+)
+CLOSED_MONTH_CHANGES = Table(
+    "closed_month_changes", (*REVISION_KEY, "site_id", "figure", "old", "new", "delta")
+)
+CLOSED_CHANNEL_RANKING = Table(
+    "closed_channel_ranking",
+    (*REVISION_KEY, "category", "rank", "site_id", "name", "channel", *PERIOD_FIGURES),
+)
+CLOSED_CHANNEL_CHANGES = Table(
+    "closed_channel_changes",
+    (*REVISION_KEY, "site_id", "channel", "figure", "old", "new", "delta"),
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -206,6 +264,12 @@ TABLES: dict[str, Table] = {
         FACT_LISTS,
         KEPT_IDS,
         REPLACED_COPIES,
+        CLOSED_MONTHS,
+        CLOSED_MONTH_FIGURES,
+        CLOSED_MONTH_RANKING,
+        CLOSED_MONTH_CHANGES,
+        CLOSED_CHANNEL_RANKING,
+        CLOSED_CHANNEL_CHANGES,
     )
 }
 # Tables whose rows carry the run that wrote them: an abandoned run's are deleted,
