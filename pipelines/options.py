@@ -43,7 +43,27 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
         "--direct_num_workers=1",
         "--direct_running_mode=in_memory",
     ]
-    return PipelineOptions(defaults + beam_args)
+    options = PipelineOptions(defaults + beam_args)
+    if options.view_as(DirectOptions).direct_running_mode == "multi_threading":
+        _flush_worker_output_whole_elements_only()
+    return options
+
+
+def _flush_worker_output_whole_elements_only() -> None:
+    """Turn off the periodic flush of FnApiRunner's in-process gRPC workers.
+
+    In Beam 2.75 the multi_threading workers (and the runner's side of their data
+    channel) flush their output buffers every second from a timer thread, unguarded
+    against the thread writing an element: an element cut in two reached the runner
+    as two chunks, and a GroupByKey either failed decoding them or decoded garbage
+    (tests/test_beam_options.py). A batch needs no time-based flush: without it the
+    buffers are flushed by size, between elements, and when a bundle ends, which is
+    what Beam's own multi_processing workers do by default. The limit is a module
+    constant read when a worker starts, so it is set before the pipeline runs.
+    """
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
+    worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0
 
 
 def check_workers_reach_store(store_url: str, options: PipelineOptions) -> None:
