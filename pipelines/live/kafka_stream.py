@@ -38,6 +38,7 @@ from pressmeter.errors import InputError
 from pressmeter.pipelines.live.watermark import TopicWatermark, TopicWatermarks
 
 __all__ = [
+    "KafkaPoll",
     "KafkaRecords",
     "ReadTopicFn",
     "TopicStart",
@@ -86,6 +87,18 @@ class KafkaRecords:
     @property
     def nbytes(self) -> int:
         return sum(map(len, self.values)) + self.record_ms.nbytes
+
+
+@dataclass(frozen=True)
+class KafkaPoll:
+    """One poll's records, a KafkaRecords per partition: one element, so each step
+    downstream handles a poll at once, not a partition at a time."""
+
+    batches: list[KafkaRecords]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(batch.nbytes for batch in self.batches)
 
 
 def consumer(bootstrap: str, group: str) -> Any:
@@ -223,7 +236,7 @@ class _Reader:
 
 
 class ReadTopicFn(beam.DoFn):
-    """TopicStart → KafkaRecords (one per partition and poll), unbounded, each
+    """TopicStart → KafkaPoll (one per poll that read records), unbounded, each
     stamped with its oldest record's time."""
 
     def setup(self) -> None:
@@ -269,7 +282,9 @@ class ReadTopicFn(beam.DoFn):
                 return
             reader.next_offsets[batch.partition] = batch.next_offset
             reader.fetched.add(batch.partition)
-            yield beam.window.TimestampedValue(batch, _stamp(batch, watermark))
+        if batches:
+            poll = KafkaPoll(batches)
+            yield beam.window.TimestampedValue(poll, _stamp(poll, watermark))
         for batch in batches:
             watermark.records_read(
                 batch.partition, int(batch.record_ms.min()), int(batch.record_ms.max())
@@ -284,16 +299,19 @@ class ReadTopicFn(beam.DoFn):
 
 def _runs(records: list) -> Iterator[list]:
     """Runs of consecutive offsets of one partition (a gap: transaction markers,
-    compaction)."""
-    run: list = []
+    compaction). A poll interleaves the partitions in chunks of a few records:
+    grouped per partition first (each in its order), a poll makes one batch per
+    partition, not hundreds."""
+    by_partition: dict[int, list] = {}
     for record in records:
-        if run and (
-            record.partition() != run[-1].partition() or record.offset() != run[-1].offset() + 1
-        ):
-            yield run
-            run = []
-        run.append(record)
-    if run:
+        by_partition.setdefault(record.partition(), []).append(record)
+    for ordered in by_partition.values():
+        run: list = []
+        for record in ordered:
+            if run and record.offset() != run[-1].offset() + 1:
+                yield run
+                run = []
+            run.append(record)
         yield run
 
 
@@ -306,14 +324,15 @@ def _batch(run: list) -> KafkaRecords:
     )
 
 
-def _stamp(batch: KafkaRecords, watermark: TopicWatermark) -> Timestamp:
-    """A batch's event time: its oldest record's (never behind the watermark).
+def _stamp(poll: KafkaPoll, watermark: TopicWatermark) -> Timestamp:
+    """A poll's event time: its oldest record's (never behind the watermark).
 
     The watermark then stays at the oldest record still in flight, so no step
     sees the watermark pass a minute's end before that minute's records have
     reached it, even when one poll spans minutes (a backlog after a restart).
     """
-    oldest = Timestamp(micros=int(batch.record_ms.min()) * 1000)
+    oldest_ms = min(int(batch.record_ms.min()) for batch in poll.batches)
+    oldest = Timestamp(micros=oldest_ms * 1000)
     current = watermark.current_watermark()
     return oldest if current is None or oldest > current else current
 

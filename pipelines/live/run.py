@@ -25,6 +25,7 @@ from apache_beam.runners.runner import PipelineState
 from pressmeter.errors import ConfigError, RunFailed
 from pressmeter.pipelines import coders
 from pressmeter.pipelines.live.kafka_stream import (
+    KafkaPoll,
     KafkaRecords,
     ReadTopicFn,
     TopicStart,
@@ -49,7 +50,7 @@ from pressmeter.store import open_store
 __all__ = ["LiveFigures", "LiveRequest", "find_prism", "run_live"]
 
 log = logging.getLogger(__name__)
-coders.register(KafkaRecords)
+coders.register(KafkaPoll, KafkaRecords)
 
 PRISM_VERSION = "v2.75.0"
 MinuteKey = beam.typehints.Tuple[str, int]
@@ -68,7 +69,7 @@ class LiveRequest:
 
 
 class LiveFigures(beam.PTransform):
-    """KafkaRecords → SiteMinute and ChannelMinute rows (reads and writes nothing)."""
+    """KafkaPoll → SiteMinute and ChannelMinute rows (reads and writes nothing)."""
 
     def __init__(self, zone: str, timing: LiveTiming) -> None:
         super().__init__()
@@ -120,7 +121,7 @@ def build(pipeline: beam.Pipeline, request: LiveRequest, start: TopicStart) -> N
     records = (
         pipeline
         | "Topic" >> beam.Create([start])
-        | "ReadKafka" >> beam.ParDo(ReadTopicFn()).with_output_types(KafkaRecords)
+        | "ReadKafka" >> beam.ParDo(ReadTopicFn()).with_output_types(KafkaPoll)
     )
     positioned = beam.typehints.KV[int, Position]
     stored = (
