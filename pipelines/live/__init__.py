@@ -3,6 +3,7 @@
     command.py       `pressmeter pipeline live`: arguments, then run.run_live
     run.py           the job: options (Prism by default), the pipeline, stop on SIGTERM
     kafka_stream.py  the unbounded Kafka source (a splittable DoFn on confluent-kafka)
+    watermark.py     a partition's watermark, moved on with the wall clock while it is idle
     minutes.py       LiveFigures' steps: parse, dedup, carried devices, minute figures
     sinks.py         figures to ClickHouse, then positions to the consumer group
     timing.py        lateness, state lifetime, the live horizon

@@ -1,6 +1,6 @@
 """Per-minute live figures from the event stream, with Beam state and timers.
 
-    KafkaRecords ─ParseLiveFn─▶ ((site, minute), rows)      parse/validate (parse.py), GIVT
+    KafkaPoll ─ParseLiveFn─▶ ((site, minute), rows)           parse/validate (parse.py), GIVT
                  ─DeduplicateInMinuteFn─▶ first copies      state: ids of the minute
                  ─carry_devices─▶ own rows + devices carried to the next 4 minutes
                  ─MinuteFiguresFn─▶ SiteMinute, ChannelMinute rows
@@ -40,7 +40,7 @@ from apache_beam.utils.timestamp import Timestamp
 from pressmeter.calendar import LocalCalendar
 from pressmeter.pipelines.coders import ArrowTableCoder
 from pressmeter.pipelines.ivt import DATACENTER, givt_datacenter, judge_ivt
-from pressmeter.pipelines.live.kafka_stream import KafkaRecords
+from pressmeter.pipelines.live.kafka_stream import KafkaPoll, KafkaRecords
 from pressmeter.pipelines.live.timing import ACTIVE_MINUTES, MINUTE_MS, LiveTiming
 from pressmeter.pipelines.parse import EventParser, LineBatch
 
@@ -115,7 +115,7 @@ class _Extras(msgspec.Struct):
 
 
 class ParseLiveFn(beam.DoFn):
-    """KafkaRecords → ((site_id, minute), rows) of valid events sent in time.
+    """KafkaPoll → ((site_id, minute), rows) of valid events sent in time.
 
     Validation, the reject reasons and GIVT-UA are parse.py's `EventParser`, as
     in the batch; rejected events are the batch's to store (it reads the same
@@ -132,19 +132,24 @@ class ParseLiveFn(beam.DoFn):
         self._parser = EventParser(self.zone)
         self._extras = msgspec.json.Decoder(_Extras)
 
-    def process(self, records: KafkaRecords) -> Iterator[tuple[tuple[str, int], pa.Table]]:
+    def process(self, poll: KafkaPoll) -> Iterator[tuple[tuple[str, int], pa.Table]]:
+        parts = [self._in_time(records) for records in poll.batches]
+        sites = [site for site, _ in parts]
+        rows = pa.concat_tables([table for _, table in parts])
+        yield from split_by_minute(pa.chunked_array(sites, pa.string()), rows)
+
+    def _in_time(self, records: KafkaRecords) -> tuple[pa.Array, pa.Table]:
+        """The site ids and rows of a partition's valid records sent in time."""
         batch = LineBatch(records.partition, f"p{records.partition}", records.first_offset, [])
         batch.lines.extend(records.values)
         kept, rejected = self._parser.parse(batch)
         self.rejected.inc(rejected.num_rows)
-        if not kept.num_rows:
-            return
         index = (kept["position"].to_numpy() - records.first_offset).astype(np.int64)
         minute = kept["ts"].to_numpy() // MINUTE_MS
         in_time = records.record_ms[index] <= (minute + 1) * MINUTE_MS + self.timing.lateness_ms
         self.too_late.inc(int((~in_time).sum()))
         rows = self._rows(kept, [records.values[i] for i in index]).filter(pa.array(in_time))
-        yield from split_by_minute(kept["site_id"].filter(pa.array(in_time)), rows)
+        return kept["site_id"].filter(pa.array(in_time)).cast(pa.string()).combine_chunks(), rows
 
     def _rows(self, kept: pa.Table, lines: list[bytes]) -> pa.Table:
         extras = [self._extras.decode(line) for line in lines]
@@ -386,17 +391,38 @@ def minute_figures(
         ivt_events=int((~counted).sum()),
         version=own.num_rows + int(pc.sum(carried["events"]).as_py() or 0),
     )
-    channels = own["channel_id"].to_numpy(zero_copy_only=False)
-    for channel in sorted(set(channels[kind == MEDIA]) - {""}):
-        mine = channels == channel
-        yield ChannelMinute(
-            site_id=site_id,
-            channel_id=str(channel),
-            minute_ms=minute * MINUTE_MS,
-            concurrent_plays=len(set(plays[media & mine])),
-            play_ms=int(played[media & mine].sum()),
-            version=int((mine & (kind == MEDIA)).sum()),
-        )
+    yield from _channel_minutes(site_id, minute, own, kind == MEDIA, media, played, plays)
+
+
+def _channel_minutes(
+    site_id: str,
+    minute: int,
+    own: pa.Table,
+    is_media: np.ndarray,
+    media: np.ndarray,
+    played: np.ndarray,
+    plays: np.ndarray,
+) -> Iterator[ChannelMinute]:
+    """A row per channel of the minute's media events (`media`: those counted),
+    grouped once: a minute may have many channels, and is figured again at each
+    change."""
+    channels = own["channel_id"].to_numpy(zero_copy_only=False)[is_media]
+    names, channel = np.unique(channels, return_inverse=True)
+    counted = media[is_media]
+    play_ms = np.bincount(channel[counted], played[is_media][counted], len(names))
+    pairs = np.unique(np.rec.fromarrays([channel[counted], plays[is_media][counted]]))
+    concurrent = np.bincount(pairs["f0"].astype(np.int64), minlength=len(names))
+    versions = np.bincount(channel, minlength=len(names))
+    for number, name in enumerate(names):
+        if name:
+            yield ChannelMinute(
+                site_id=site_id,
+                channel_id=str(name),
+                minute_ms=minute * MINUTE_MS,
+                concurrent_plays=int(concurrent[number]),
+                play_ms=int(play_ms[number]),
+                version=int(versions[number]),
+            )
 
 
 def _counted(own: pa.Table, kind: np.ndarray, calendar: LocalCalendar) -> np.ndarray:

@@ -25,9 +25,10 @@ from apache_beam.runners.runner import PipelineState
 from pressmeter.errors import ConfigError, RunFailed
 from pressmeter.pipelines import coders
 from pressmeter.pipelines.live.kafka_stream import (
+    KafkaPoll,
     KafkaRecords,
-    PartitionStart,
-    ReadPartitionsFn,
+    ReadTopicFn,
+    TopicStart,
     plan_partitions,
 )
 from pressmeter.pipelines.live.minutes import (
@@ -49,7 +50,7 @@ from pressmeter.store import open_store
 __all__ = ["LiveFigures", "LiveRequest", "find_prism", "run_live"]
 
 log = logging.getLogger(__name__)
-coders.register(KafkaRecords)
+coders.register(KafkaPoll, KafkaRecords)
 
 PRISM_VERSION = "v2.75.0"
 MinuteKey = beam.typehints.Tuple[str, int]
@@ -68,7 +69,7 @@ class LiveRequest:
 
 
 class LiveFigures(beam.PTransform):
-    """KafkaRecords → SiteMinute and ChannelMinute rows (reads and writes nothing)."""
+    """KafkaPoll → SiteMinute and ChannelMinute rows (reads and writes nothing)."""
 
     def __init__(self, zone: str, timing: LiveTiming) -> None:
         super().__init__()
@@ -114,13 +115,13 @@ def _options(beam_args: list[str]) -> PipelineOptions:
     return PipelineOptions(defaults + beam_args)
 
 
-def build(pipeline: beam.Pipeline, request: LiveRequest, starts: list[PartitionStart]) -> None:
+def build(pipeline: beam.Pipeline, request: LiveRequest, start: TopicStart) -> None:
     """Source → LiveFigures → figure writer, and the positions committed after it."""
     horizon_ms = request.timing.horizon_ms
     records = (
         pipeline
-        | "Partitions" >> beam.Create(starts)
-        | "ReadKafka" >> beam.ParDo(ReadPartitionsFn()).with_output_types(KafkaRecords)
+        | "Topic" >> beam.Create([start])
+        | "ReadKafka" >> beam.ParDo(ReadTopicFn()).with_output_types(KafkaPoll)
     )
     positioned = beam.typehints.KV[int, Position]
     stored = (
@@ -142,7 +143,7 @@ def run_live(request: LiveRequest) -> int:
     options = _options(request.beam_args)
     check_workers_reach_store(request.store_url, options)
     open_store(request.store_url)  # migrated, and reachable, before the job starts
-    starts = plan_partitions(
+    start = plan_partitions(
         request.kafka,
         request.topic,
         request.group,
@@ -153,10 +154,10 @@ def run_live(request: LiveRequest) -> int:
         "live: %s from %s, partitions at %s",
         request.topic,
         request.kafka,
-        ", ".join(f"{s.partition}:{s.offset}" for s in starts),
+        ", ".join(f"{partition}:{offset}" for partition, offset in start.offsets),
     )
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, request, starts)
+    build(pipeline, request, start)
     result = pipeline.run()
     stopping = _StopOnSignal()
     try:

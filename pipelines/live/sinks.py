@@ -23,7 +23,7 @@ from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils.timestamp import Timestamp
 
-from pressmeter.pipelines.live.kafka_stream import KafkaRecords, consumer
+from pressmeter.pipelines.live.kafka_stream import KafkaPoll, consumer
 from pressmeter.pipelines.live.minutes import ChannelMinute, SiteMinute
 
 __all__ = [
@@ -47,14 +47,17 @@ class Position:
     record_ms: int
 
 
-def positions_of(records: KafkaRecords) -> Iterator[tuple[int, Position]]:
-    """Positions within a batch, one per minute of Kafka time, so a backlog read in
-    one poll is still committed minute by minute as its figures become final."""
-    minutes = records.record_ms // 60_000
-    ends = np.flatnonzero(np.append(minutes[1:] != minutes[:-1], True))
-    newest = np.maximum.accumulate(records.record_ms)
-    for end in ends:
-        yield records.partition, Position(records.first_offset + int(end) + 1, int(newest[end]))
+def positions_of(poll: KafkaPoll) -> Iterator[tuple[int, Position]]:
+    """Positions within each partition's batch, one per minute of Kafka time, so a
+    backlog read in one poll is still committed minute by minute as its figures
+    become final."""
+    for records in poll.batches:
+        minutes = records.record_ms // 60_000
+        ends = np.flatnonzero(np.append(minutes[1:] != minutes[:-1], True))
+        newest = np.maximum.accumulate(records.record_ms)
+        for end in ends:
+            position = Position(records.first_offset + int(end) + 1, int(newest[end]))
+            yield records.partition, position
 
 
 def _site_rows(rows: list[SiteMinute], written_ms: int) -> pa.Table:
