@@ -31,7 +31,7 @@ from pressmeter.metrics import DIMENSIONS, NONE_VALUE
 from pressmeter.pipelines.coders import typed_outputs
 from pressmeter.pipelines.ivt import BotMatcher
 from pressmeter.pipelines.memo import Memo
-from pressmeter.pipelines.referrers import url_host
+from pressmeter.pipelines.referrers import url_hosts
 
 __all__ = [
     "AGENTS",
@@ -207,7 +207,6 @@ class EventParser:
         self.calendar = LocalCalendar(zone)
         self.is_bot = BotMatcher()
         self.agents = AgentIds()
-        self.hosts = Memo(url_host, memory=200_000)
 
     def parse(self, batch: LineBatch) -> tuple[pa.Table, pa.Table]:
         """Split a batch into kept-row and rejected-row tables."""
@@ -265,8 +264,8 @@ class EventParser:
 
     def _hosts(self, urls: pa.Array) -> pa.DictionaryArray:
         """§8 hosts of a URL column ('' where the field is missing)."""
-        encoded, hosts = _per_distinct(urls, self.hosts)
-        return _labels(pa.array(hosts, pa.string()).take(encoded.indices))
+        encoded = pc.dictionary_encode(urls)
+        return _labels(url_hosts(encoded.dictionary).take(encoded.indices))
 
     def _parse_exact(self, batch: LineBatch, indices: list[int]) -> tuple[pa.Table, pa.Table]:
         """A plain JSON decode and the per-event validator, line by line."""
