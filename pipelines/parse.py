@@ -31,7 +31,7 @@ from pressmeter.metrics import DIMENSIONS, NONE_VALUE
 from pressmeter.pipelines.coders import typed_outputs
 from pressmeter.pipelines.ivt import BotMatcher
 from pressmeter.pipelines.memo import Memo
-from pressmeter.pipelines.referrers import url_host
+from pressmeter.pipelines.referrers import url_hosts
 
 __all__ = [
     "AGENTS",
@@ -110,6 +110,23 @@ class LineBatch:
         return len(self.lines) * (len(self.lines[0]) if self.lines else 0)
 
 
+# The decoded fields a kept row is made of, by both paths: text (None where
+# absent), the integers, and the type as its code in the schema's order
+# (`kind_code`), with `value_ms` the type's *_ms field (0 if it has none).
+_TEXT_FIELDS = (
+    "site_id",
+    "device_id",
+    "event_id",
+    "ua",
+    "ip_class",
+    "action",
+    *DIMENSION_FIELDS,
+    "referrer",
+    "url",
+)
+_FIELDS = (*_TEXT_FIELDS, "ts", "received_at", "value_ms", "kind_code")
+
+
 def _clamped(values: list[int]) -> np.ndarray:
     """Values clamped to the uint32 column; any JSON integer is valid, even 10**23."""
     try:
@@ -119,14 +136,35 @@ def _clamped(values: list[int]) -> np.ndarray:
     return np.minimum(wide, VALUE_LIMIT).astype(np.uint32)
 
 
-def dimension_value(value: object) -> str:
+def _arrays(fields: dict[str, list]) -> dict[str, Any]:
+    """Decoded fields as columns: text as Arrow strings (null where absent), the
+    times as int64, the type codes as int32, the values clamped to uint32."""
+    count = len(fields["ts"])
+    arrays: dict[str, Any] = {name: pa.array(fields[name], pa.string()) for name in _TEXT_FIELDS}
+    arrays["ts"] = np.fromiter(fields["ts"], np.int64, count)
+    arrays["received_at"] = np.fromiter(fields["received_at"], np.int64, count)
+    arrays["kind_code"] = np.fromiter(fields["kind_code"], np.int32, count)
+    # Metrics cap values at 30 s / 60 s: clamping to the column's range loses nothing.
+    arrays["value_ms"] = _clamped(fields["value_ms"])
+    return arrays
+
+
+def dimension_values(values: pa.Array) -> pa.DictionaryArray:
     """A §8 dimension as stored: '' for a missing or empty field or `(none)`."""
-    return "" if not value or value == NONE_VALUE else value  # type: ignore[return-value]
+    none = pc.fill_null(pc.equal(values, NONE_VALUE), True)
+    return pc.dictionary_encode(pc.if_else(none, "", values))
 
 
-def _dimension(events: list, name: str) -> pa.DictionaryArray:
-    values = pa.array(list(map(dimension_value, map(operator.attrgetter(name), events))))
-    return pc.dictionary_encode(values)
+def _labels(values: pa.Array) -> pa.DictionaryArray:
+    """A text column dictionary-encoded, '' where the field is absent."""
+    return pc.dictionary_encode(pc.fill_null(values, ""))
+
+
+def _per_distinct(values: pa.Array, compute: Any) -> tuple[pa.DictionaryArray, Any]:
+    """(`values` dictionary-encoded, `compute` of its distinct values): per-value
+    work done once per distinct value of the batch."""
+    encoded = pc.dictionary_encode(values)
+    return encoded, compute(encoded.dictionary.to_pylist())
 
 
 class AgentIds:
@@ -164,11 +202,11 @@ class EventParser:
     def __init__(self, zone: str) -> None:
         self.validator = event_validator()
         self.fast = self.validator.fast_decoder()
-        self._kind_names = pa.array([s.__struct_config__.tag for s in self.fast.structs])
+        self._kind_names = pa.array(self.validator.types)
+        self._kind_codes = {name: code for code, name in enumerate(self.validator.types)}
         self.calendar = LocalCalendar(zone)
         self.is_bot = BotMatcher()
         self.agents = AgentIds()
-        self.hosts = Memo(url_host, memory=200_000)
 
     def parse(self, batch: LineBatch) -> tuple[pa.Table, pa.Table]:
         """Split a batch into kept-row and rejected-row tables."""
@@ -181,64 +219,62 @@ class EventParser:
                 exact.append(index)
             else:
                 indices.append(index)
-        kept = pa.table(
-            self._columns(batch, events, np.fromiter(indices, np.uint64, len(indices))),
-            schema=EVENT_COLUMNS,
-        )
-        breaks = self.fast.rule_breaks(events, kept)
+        arrays = _arrays({name: list(map(operator.attrgetter(name), events)) for name in _FIELDS})
+        kept = self._table(batch, arrays, np.fromiter(indices, np.uint64, len(indices)))
+        breaks = self.fast.rule_breaks(arrays)
         if breaks.any():
             exact += np.asarray(indices)[breaks].tolist()
             kept = kept.filter(pa.array(~breaks))
         exact_kept, rejected = self._parse_exact(batch, sorted(exact))
         return pa.concat_tables([kept, exact_kept]), rejected
 
-    def _columns(self, batch: LineBatch, events: list, indices: np.ndarray) -> dict[str, Any]:
-        """Decoded events → the columns of the compact kept-row table."""
-        count = len(events)
-        ts = np.fromiter([e.ts for e in events], np.int64, count)
+    def _table(self, batch: LineBatch, arrays: dict[str, Any], indices: np.ndarray) -> pa.Table:
+        """Decoded fields (`_arrays`) of the lines at `indices` → the compact kept-row table."""
+        count = len(indices)
         positions = indices + np.uint64(batch.first_position)
-        kind = np.fromiter([e.kind_code for e in events], np.int32, count)
-        value = [e.value_ms for e in events]
-        agents = [e.ua for e in events]
+        agents, (verdicts, ids) = _per_distinct(arrays["ua"], self._judge_agents)
+        agent_rows = agents.indices.to_numpy()
         columns = {
-            "site_id": [e.site_id for e in events],
-            "day": self.calendar.days(ts),
-            "device_id": [e.device_id for e in events],
-            "ts": ts,
-            "event_id": [e.event_id for e in events],
-            "received_at": [e.received_at for e in events],
-            "type": pa.DictionaryArray.from_arrays(kind, self._kind_names),
-            "ua_ivt": self.is_bot.verdicts(agents),
-            "ip_class": [e.ip_class for e in events],
-            # Metrics cap values at 30 s / 60 s: clamping to the column's range loses nothing.
-            "value_ms": _clamped(value),
-            "action": [e.action or "" for e in events],  # UNSET is falsy
+            "site_id": _labels(arrays["site_id"]),
+            "day": self.calendar.days(arrays["ts"]),
+            "device_id": arrays["device_id"],
+            "ts": arrays["ts"],
+            "event_id": arrays["event_id"],
+            "received_at": arrays["received_at"],
+            "type": pa.DictionaryArray.from_arrays(arrays["kind_code"], self._kind_names),
+            "ua_ivt": verdicts[agent_rows],
+            "ip_class": _labels(arrays["ip_class"]),
+            "value_ms": arrays["value_ms"],
+            "action": _labels(arrays["action"]),
             "source_id": pa.DictionaryArray.from_arrays(
                 np.zeros(count, dtype=np.int32), pa.array([batch.source_id])
             ),
             "position": positions,
-            **{name: _dimension(events, name) for name in DIMENSION_FIELDS},
-            "referrer_host": self._hosts(map(operator.attrgetter("referrer"), events)),
-            "url_host": self._hosts(map(operator.attrgetter("url"), events)),
-            "ua_id": self.agents.ids(agents),
+            **{name: dimension_values(arrays[name]) for name in DIMENSION_FIELDS},
+            "referrer_host": self._hosts(arrays["referrer"]),
+            "url_host": self._hosts(arrays["url"]),
+            "ua_id": ids[agent_rows],
             "read_order": positions + np.uint64(batch.source_index << 40),
         }
-        return columns
+        return pa.table(columns, schema=EVENT_COLUMNS)
 
-    def _hosts(self, urls: Iterator) -> pa.DictionaryArray:
+    def _judge_agents(self, agents: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(GIVT-UA verdict, ua_id) of each distinct user agent."""
+        return self.is_bot.verdicts(agents), self.agents.ids(agents)
+
+    def _hosts(self, urls: pa.Array) -> pa.DictionaryArray:
         """§8 hosts of a URL column ('' where the field is missing)."""
-        texts = [url or "" for url in urls]
-        return pc.dictionary_encode(pa.array(self.hosts(texts), pa.string()))
+        encoded = pc.dictionary_encode(urls)
+        return _labels(url_hosts(encoded.dictionary).take(encoded.indices))
 
     def _parse_exact(self, batch: LineBatch, indices: list[int]) -> tuple[pa.Table, pa.Table]:
         """A plain JSON decode and the per-event validator, line by line."""
-        validate, day_of, is_bot = self.validator.validate, self.calendar.day, self.is_bot
-        host_of = self.hosts
-        kept: dict[str, list] = {name: [] for name in EVENT_COLUMNS.names}
+        validate = self.validator.validate
+        fields: dict[str, list] = {name: [] for name in _FIELDS}
+        kept_indices = []
         rejected: dict[str, list] = {name: [] for name in REJECTED_COLUMNS.names}
         for index in indices:
             line = batch.lines[index]
-            position = batch.first_position + index
             try:
                 # The reader the ingest service uses too: an integer of any size stays one.
                 event = read_json(line)
@@ -250,40 +286,22 @@ class EventParser:
             if problem is not None:
                 site = event.get("site_id") if type(event) is dict else None
                 rejected["source_id"].append(batch.source_id)
-                rejected["position"].append(position)
+                rejected["position"].append(batch.first_position + index)
                 rejected["reason"].append(problem.reason.value)
                 rejected["detail"].append(problem.detail)
                 rejected["site_id"].append(site if type(site) is str else "")
                 rejected["raw"].append(_raw_text(line))
                 continue
+            kept_indices.append(index)
+            for name in _TEXT_FIELDS:
+                fields[name].append(event.get(name))
+            fields["ts"].append(event["ts"])
+            fields["received_at"].append(event["received_at"])
             value_field = _VALUE_FIELD[event["type"]]
-            row = {
-                "site_id": event["site_id"],
-                "day": day_of(event["ts"]),
-                "device_id": event["device_id"],
-                "ts": event["ts"],
-                "event_id": event["event_id"],
-                "received_at": event["received_at"],
-                "type": event["type"],
-                "ua_ivt": is_bot(event["ua"]),
-                "ip_class": event["ip_class"],
-                # Metrics cap values at 30 s / 60 s: clamping to the column's range loses nothing.
-                "value_ms": min(event[value_field], VALUE_LIMIT) if value_field else 0,
-                "action": event.get("action", ""),
-                "source_id": batch.source_id,
-                "position": position,
-                **{name: dimension_value(event.get(name)) for name in DIMENSION_FIELDS},
-                "referrer_host": host_of([event.get("referrer", "")])[0],
-                "url_host": host_of([event.get("url", "")])[0],
-                "ua_id": int(self.agents.ids([event["ua"]])[0]),
-                "read_order": (batch.source_index << 40) + position,
-            }
-            for name, value in row.items():
-                kept[name].append(value)
-        return (
-            pa.table(kept, schema=EVENT_COLUMNS),
-            pa.table(rejected, schema=REJECTED_COLUMNS),
-        )
+            fields["value_ms"].append(event[value_field] if value_field else 0)
+            fields["kind_code"].append(self._kind_codes[event["type"]])
+        kept = self._table(batch, _arrays(fields), np.array(kept_indices, dtype=np.uint64))
+        return kept, pa.table(rejected, schema=REJECTED_COLUMNS)
 
 
 class ParseEventsFn(beam.DoFn):

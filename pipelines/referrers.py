@@ -12,6 +12,8 @@ from functools import cache
 from urllib.parse import urlsplit
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pressmeter import schemas
 
@@ -21,6 +23,7 @@ __all__ = [
     "source_class",
     "source_classes",
     "url_host",
+    "url_hosts",
 ]
 
 # The stored host of a non-empty referrer that has none: a URL parser never
@@ -42,6 +45,28 @@ def url_host(url: str) -> str:
     if not host:
         return NO_HOST
     return host.removeprefix("www.")
+
+
+# The shape of nearly every URL: a scheme, `//`, a host in lower case of letters,
+# digits, dots and dashes, then the path, query or fragment (or nothing). For it
+# `url_host` reads exactly the text between `//` and the next `/`, `?` or `#`:
+# no user info, port, brackets, capitals, spaces or other characters to weigh.
+_PLAIN_URL = r"^[A-Za-z][A-Za-z0-9+.-]*://(?P<host>[a-z0-9.-]+)(?:[/?#]|$)"
+
+
+def url_hosts(urls: pa.Array) -> pa.Array:
+    """`url_host` of each of `urls` (null stays null): plain URLs read column-wise,
+    the others one by one (24,000 distinct URLs in 300,000 simulated events took
+    0.25 s through urlsplit)."""
+    plain = pc.struct_field(pc.extract_regex(urls, _PLAIN_URL), "host")  # null: not plain
+    hosts = pc.replace_substring_regex(plain, r"^www\.", "")
+    odd = np.flatnonzero(pc.and_(pc.is_valid(urls), pc.is_null(plain)).to_numpy(False))
+    if not len(odd):
+        return hosts
+    texts = hosts.to_pylist()
+    for row, url in zip(odd.tolist(), urls.take(pa.array(odd)).to_pylist()):
+        texts[row] = url_host(url)
+    return pa.array(texts, pa.string())
 
 
 def _listed(host: str, entries: tuple[str, ...]) -> bool:

@@ -1,15 +1,18 @@
 """docs/standard.md §8 breakdowns on both stores: the worked example's four files byte
-for byte, each source class by hand, and odd values kept whole."""
+for byte, each source class by hand, odd values kept whole, and hosts read
+column-wise as one by one."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from support import Runner, event
 
 from pressmeter.metrics import BREAKDOWN_COLUMNS, breakdown_rows, write_csv
+from pressmeter.pipelines.referrers import url_host, url_hosts
 from pressmeter.store import open_store
 
 EXAMPLE = Path(__file__).resolve().parent / "data/pm-metrics-1/breakdowns"
@@ -105,3 +108,34 @@ def test_a_dimension_breaking_the_event_rules_is_rejected(
     summary = runner.batch([event(at="2026-11-14 09:00", **fields)])
     assert summary.rejected == {reason: 1}
     assert summary.kept == 0
+
+
+# (URL, its §8 host): plain URLs, which url_hosts reads column-wise, and every
+# shape that leaves it to url_host.
+HOSTS = [
+    ("https://www.google.com.vn/", "google.com.vn"),
+    ("https://tinnhanh1.vn/phap-luat/a-1036108.html?x=1#top", "tinnhanh1.vn"),
+    ("http://m.bing.com", "m.bing.com"),
+    ("android-app://com.zing.zalo?x", "com.zing.zalo"),
+    ("https://www./a", ""),
+    ("https://WWW.Own.vn:8080/home", "own.vn"),
+    ("https://user@www.fb.com/", "fb.com"),
+    ("https://[::1]/x", "::1"),
+    ("https://[::1/x", "?"),
+    (" https://t.co/abc", "t.co"),
+    ("https:/\t/x.vn/", "x.vn"),
+    ("https://x.vn\\evil.vn/", "x.vn\\evil.vn"),
+    ("//cdn.vn/a", "cdn.vn"),
+    ("https://ví-dụ.vn/", "ví-dụ.vn"),
+    ("not a url", "?"),
+    ("1https://a.vn/", "?"),
+    ("", ""),
+    (None, None),
+]
+
+
+def test_url_hosts_reads_each_url_as_url_host() -> None:
+    urls = pa.array([url for url, _ in HOSTS], pa.string())
+    expected = [host for _, host in HOSTS]
+    assert url_hosts(urls).to_pylist() == expected
+    assert [url_host(url) if url is not None else None for url, _ in HOSTS] == expected

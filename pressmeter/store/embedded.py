@@ -57,6 +57,9 @@ class EmbeddedStore(Store):
 
     def insert(self, table: str, data: pa.Table) -> None:
         names = ", ".join(data.column_names)
+        # One chunk per column: chDB reads a table of many chunks (a sink's batches,
+        # each dictionary column with its own dictionary) 1.3-1.5 times slower.
+        data = data.combine_chunks()
         self._query(f"INSERT INTO {table} ({names}) SELECT {names} FROM {{probe}}", "CSV", data)
 
     def close(self) -> None:
