@@ -58,10 +58,6 @@ __all__ = ["BatchRequest", "RunSummary", "run_batch"]
 log = logging.getLogger(__name__)
 coders.register(LineBatch, SiteEvents)
 
-# Events per facts partition: bounds the memory of one site's recomputation.
-PARTITION_EVENTS = 2_000_000
-
-
 @dataclass(frozen=True)
 class BatchRequest:
     """What to read and where to store. Exactly one of `inputs` and `kafka`."""

@@ -38,3 +38,22 @@ def test_each_site_is_read_within_its_own_days_only(runner: Runner) -> None:
         ("b.vn", day("2026-10-20")),
     ]
     assert read["device_id"].to_pylist() == ["dev-a", "dev-b"]
+
+
+def test_device_buckets_of_a_big_site_split_its_devices_between_them(runner: Runner) -> None:
+    """A site too big for one partition is read in device buckets: each touched
+    device in exactly one bucket, with all its events of the read range."""
+    devices = [f"dev-{n}" for n in range(12)]
+    summary = runner.batch(
+        [event(at=f"2026-10-05 09:0{i}", site="a.vn", device=d) for d in devices for i in (0, 1)]
+    )
+    site = (SiteDays("a.vn", day("2026-10-04"), day("2026-10-06")),)
+    scope = FactsScope.of_run(summary.run_id)
+    store = open_store(runner.store_url)
+    read = [
+        store.table(FactsPartition(site, scope, bucket, 2).sql(summary.run_id))["device_id"]
+        for bucket in (0, 1)
+    ]
+    first, second = (column.to_pylist() for column in read)
+    assert first and second and not set(first) & set(second)
+    assert sorted(first + second) == sorted(devices * 2)
