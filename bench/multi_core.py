@@ -27,9 +27,9 @@ below all of that CPU over 2.
 Threads share the GIL: they cost no more CPU, and overlap only what runs
 outside it (waits on the store and the broker, Arrow); on a machine busy with
 other work, a process with more runnable threads also gets a larger share of
-it, so compare `cores`. On Beam 2.75 threads can also fail a run (the embedded
-worker flushes its output every second, which can cut an element in two before
-a GroupByKey; the run is abandoned whole, and the row says FAILED).
+it, so compare `cores`. (On Beam 2.75 threads once failed 4 of 10 runs: the
+embedded worker's flush every second cut elements in two before a GroupByKey;
+pipelines/options.py now turns that flush off. A failed run's row says FAILED.)
 
     eval "$(deploy/local/stack env)"
     .venv/bin/python bench/multi_core.py [--events 300000,1000000] [--rounds 1]

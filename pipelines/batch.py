@@ -58,6 +58,7 @@ __all__ = ["BatchRequest", "RunSummary", "run_batch"]
 log = logging.getLogger(__name__)
 coders.register(LineBatch, SiteEvents)
 
+
 @dataclass(frozen=True)
 class BatchRequest:
     """What to read and where to store. Exactly one of `inputs` and `kafka`."""
