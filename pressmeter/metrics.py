@@ -27,7 +27,7 @@ from pressmeter.store import (
     current_devices,
     quote,
 )
-from pressmeter.store.tables import ADDITIVE_FIGURES
+from pressmeter.store.tables import ADDITIVE_FIGURES, PERIOD_FIGURES
 
 __all__ = [
     "BREAKDOWN_COLUMNS",
@@ -48,36 +48,13 @@ __all__ = [
 EXPORT_COLUMNS = (
     "period",
     "site_id",
-    "pageviews",
-    "visits",
-    "engaged_visits",
-    "visitors",
-    "engaged_ms",
-    "media_starts",
-    "media_completes",
-    "play_ms",
-    "media_reach",
+    *PERIOD_FIGURES,
     "ama",
     "ivt_events",
     "duplicate_events",
 )
 # §8's columns and dimensions (pipelines/breakdowns.py computes them).
-BREAKDOWN_COLUMNS = (
-    "period",
-    "site_id",
-    "dimension",
-    "value",
-    "pageviews",
-    "visits",
-    "engaged_visits",
-    "visitors",
-    "engaged_ms",
-    "media_starts",
-    "media_completes",
-    "play_ms",
-    "media_reach",
-    "ama",
-)
+BREAKDOWN_COLUMNS = ("period", "site_id", "dimension", "value", *PERIOD_FIGURES, "ama")
 # §8's dimensions, in its order, and the event field of each (source is derived
 # from the referrer of a visit's first event: pipelines/referrers.py).
 DIMENSIONS: dict[str, str | None] = {
