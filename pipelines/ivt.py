@@ -23,6 +23,7 @@ __all__ = [
     "givt_datacenter",
     "group_starts",
     "judge_ivt",
+    "over_rate_limit",
     "sivt_rate",
 ]
 
@@ -73,6 +74,12 @@ def group_starts(*keys: np.ndarray) -> np.ndarray:
     return start
 
 
+def over_rate_limit(page_views_in_minute: np.ndarray) -> np.ndarray:
+    """SIVT-RATE's test of one device's page views in one UTC minute (docs/standard.md
+    §2): more than RATE_LIMIT_PER_MINUTE. The batch and the live figures both ask it."""
+    return page_views_in_minute > RATE_LIMIT_PER_MINUTE
+
+
 def sivt_rate(
     device: np.ndarray,
     ts: np.ndarray,
@@ -90,7 +97,7 @@ def sivt_rate(
     minute = ts[rows] // MINUTE_MS
     starts = np.flatnonzero(group_starts(device[rows], minute))
     counts = np.diff(np.append(starts, len(rows)))
-    hot = starts[counts > RATE_LIMIT_PER_MINUTE]
+    hot = starts[over_rate_limit(counts)]
     if not len(hot):
         return np.zeros(len(ts), dtype=bool)
     hot_days = calendar.days(minute[hot] * MINUTE_MS)

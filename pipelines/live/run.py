@@ -86,7 +86,7 @@ class LiveFigures(beam.PTransform):
             >> beam.FlatMap(carry_devices).with_output_types(
                 beam.typehints.KV[MinuteKey, beam.typehints.Tuple[str, pa.Table]]
             )
-            | "MinuteFigures" >> beam.ParDo(MinuteFiguresFn(self.zone, self.timing))
+            | "MinuteFigures" >> beam.ParDo(MinuteFiguresFn(self.timing))
         )
 
 

@@ -23,8 +23,8 @@ from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils.timestamp import Timestamp
 
+from pressmeter.pipelines.live.figures import ChannelMinute, SiteMinute
 from pressmeter.pipelines.live.kafka_stream import KafkaPoll, consumer
-from pressmeter.pipelines.live.minutes import ChannelMinute, SiteMinute
 
 __all__ = [
     "CHANNEL_TABLE",
