@@ -5,6 +5,7 @@
     kafka_stream.py  the unbounded Kafka source (a splittable DoFn on confluent-kafka)
     watermark.py     a partition's watermark, moved on with the wall clock while it is idle
     minutes.py       LiveFigures' steps: parse, dedup, carried devices, minute figures
+    figures.py       a minute's figures from its events summarized per device (no Beam)
     sinks.py         figures to ClickHouse, then positions to the consumer group
     timing.py        lateness, state lifetime, the live horizon
 
