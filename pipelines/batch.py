@@ -245,7 +245,9 @@ def _compute_facts(request: BatchRequest, run_id: str, partitions: list[FactsPar
             pipeline
             | "Partitions" >> beam.Create(partitions)
             | "ReadSiteEvents"
-            >> beam.ParDo(ReadSiteEventsFn(url, run_id)).with_output_types(SiteEvents)
+            >> beam.ParDo(ReadSiteEventsFn(url, run_id, request.breakdowns)).with_output_types(
+                SiteEvents
+            )
             | "Facts" >> ComputeSiteFacts(request.zone, request.breakdowns)
         )
         devices.device_days | "StoreDeviceDays" >> WriteToStore(url, tables.DEVICE_DAYS, run_id)

@@ -46,9 +46,10 @@ class SiteEvents:
 
     Columns: device_id (str), device_hash, ts, day, type, ua_bot (the GIVT-UA
     verdict under the current list), ip_class, value_ms, action (enum codes as
-    integers), the §8 fields, the referrer and page hosts, and `wanted`: whether
-    the event's device-day is to be recomputed. The events of the days around
-    wanted ones are there so that visits crossing midnight are whole.
+    integers), the §8 fields and the referrer and page hosts (read only for the
+    §8 rows), and `wanted`: whether the event's device-day is to be recomputed.
+    The events of the days around wanted ones are there so that visits crossing
+    midnight are whole.
     """
 
     site_id: str

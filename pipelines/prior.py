@@ -51,10 +51,9 @@ class LookUpPriorCopiesFn(beam.DoFn):
         received = ids["received_at"]
         low = pc.min(received).as_py() - CROSS_RUN_WINDOW_MS
         high = pc.max(received).as_py() + CROSS_RUN_WINDOW_MS
-        probe = {
-            "site_id": pc.cast(ids["site_id"], pa.string()).to_pylist(),
-            "event_id": ids["event_id"].to_pylist(),
-        }
+        probe = pa.table(
+            {"site_id": pc.cast(ids["site_id"], pa.string()), "event_id": ids["event_id"]}
+        ).combine_chunks()
         rows = open_store(self.store_url).rows(prior_copies_sql(self.run_id, low, high), probe)
         if rows:
             site_ids, event_ids, received_at, this_run = zip(*rows)

@@ -44,7 +44,7 @@ class EmbeddedStore(Store):
     def execute(self, sql: str) -> None:
         self._query(sql, "CSV")
 
-    def rows(self, sql: str, probe: Columns | None = None) -> list[tuple[Any, ...]]:
+    def rows(self, sql: str, probe: Columns | pa.Table | None = None) -> list[tuple[Any, ...]]:
         table = self._query(sql, "ArrowTable", probe)
         return list(zip(*(column.to_pylist() for column in table.columns)))
 

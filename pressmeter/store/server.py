@@ -116,9 +116,11 @@ class ServerStore(Store):
     def execute(self, sql: str) -> None:
         self._run(sql)
 
-    def rows(self, sql: str, probe: Columns | None = None) -> list[tuple[Any, ...]]:
+    def rows(self, sql: str, probe: Columns | pa.Table | None = None) -> list[tuple[Any, ...]]:
         if probe is None:
             return list(self._run(sql))
+        if isinstance(probe, pa.Table):
+            probe = probe.to_pydict()
         names = list(probe)
         structure = [
             (name, _TYPES[type(probe[name][0])] if probe[name] else "String") for name in names
