@@ -162,11 +162,14 @@ class SliceReader:
             bootstrap,
             _READER_GROUP,
             error_cb=self._on_error,
-            # Large fetches: fewer round trips, and librdkafka's queue stays ahead.
+            # Large fetches: fewer round trips, and librdkafka's queue stays ahead
+            # of the pipeline (a 20,000-record batch is 11 MiB). The queue holds
+            # records fetched but not consumed: memory of the run, and past a
+            # slice's end, fetched for nothing; 32 MiB, not 256, keeps both small.
             **{
-                "fetch.max.bytes": 64 << 20,
+                "fetch.max.bytes": 16 << 20,
                 "max.partition.fetch.bytes": 16 << 20,
-                "queued.max.messages.kbytes": 256 << 10,
+                "queued.max.messages.kbytes": 32 << 10,
                 "check.crcs": True,
                 # Long fetches of the partition read before delay the next one's.
                 "fetch.wait.max.ms": 10,
@@ -269,9 +272,11 @@ def _runs(messages: list[Message]) -> Iterator[tuple[int, list[bytes]]]:
     """Split at gaps in the offsets: (first offset, values) of each consecutive run.
     A tombstone (no value) is an empty line, rejected downstream with its reason."""
     first, last = messages[0].offset(), messages[-1].offset()
-    values = [m.value() for m in messages]
-    if None in values:
-        values = [b"" if v is None else v for v in values]
+    # map() over the method and all() keep the per-record work in C: 110 + 40 ns a
+    # record, where a comprehension and `None in` took 180 + 100 (measured).
+    values = list(map(Message.value, messages))
+    if not all(values):  # some None (or b"", which stays b"")
+        values = [v or b"" for v in values]
     if last - first + 1 == len(messages):  # the usual case: no gap, no per-record work
         yield first, values
         return

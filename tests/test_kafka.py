@@ -679,6 +679,21 @@ def test_a_broker_gone_while_reading_is_a_clear_error(
     )
 
 
+def test_a_record_without_a_value_is_read_as_an_empty_line(topic: str) -> None:
+    """A tombstone (no value) and an empty value both come as b"" (rejected
+    downstream as lines with their reason), the others as they were sent."""
+    producer = confluent_kafka.Producer({"bootstrap.servers": kafka_bootstrap()})
+    for value in (b"first", None, b"", b"last"):
+        producer.produce(topic, value, partition=0)
+    assert producer.flush(30) == 0
+    reader = kafka_slices.SliceReader(kafka_bootstrap())
+    try:
+        got = list(reader.read(KafkaSlice(0, kafka_bootstrap(), topic, 0, 0, 4), 100))
+    finally:
+        reader.close()
+    assert got == [(0, [b"first", b"", b"", b"last"])]
+
+
 # ------------------------------------------------------------------ the ingest's dead letters
 
 
