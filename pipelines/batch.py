@@ -50,7 +50,12 @@ from pressmeter.pipelines.sources import (
     SourceRead,
     plan_files,
 )
-from pressmeter.pipelines.steps import STEP_RECORDS, plan_steps, retire_replaced
+from pressmeter.pipelines.steps import (
+    STEP_RECORDS,
+    plan_steps,
+    retire_replaced,
+    return_freed_memory,
+)
 from pressmeter.store import Store, open_store, quote, tables
 
 __all__ = ["BatchRequest", "RunSummary", "run_batch"]
@@ -217,6 +222,7 @@ def _ingest(
     for number, (step, letters) in enumerate(zip(steps, letter_steps), 1):
         log.info("run %s: step %d/%d: %d unit(s)", run_id, number, count, len(step) + len(letters))
         step_replayed, step_replaced = _ingest_step(request, run_id, step, read_fn, ledger, letters)
+        return_freed_memory()
         replayed += step_replayed
         replaced += step_replaced
     if replaced:
@@ -234,6 +240,7 @@ def facts_phase(
     log.info("run %s: recomputing facts in %d partition(s)", run_id, len(partitions))
     if partitions:
         _compute_facts(request, run_id, partitions)
+        return_freed_memory()
         finish_facts(store, run_id, request.breakdowns)
 
 

@@ -13,6 +13,8 @@ the first copy is the same as if the run had been one step.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import time
 from collections.abc import Sequence
@@ -21,11 +23,20 @@ from pressmeter.errors import RunFailed
 from pressmeter.pipelines.sources import FileChunk, FileSource, KafkaSlice
 from pressmeter.store import Store, quote
 
-__all__ = ["STEP_RECORDS", "plan_steps", "retire_replaced"]
+__all__ = ["STEP_RECORDS", "plan_steps", "retire_replaced", "return_freed_memory"]
 
 # Records per step by default: about 0.5 GiB of the local runner's memory.
 STEP_RECORDS = 500_000
 _MUTATION_WAIT_S = 600
+
+
+def return_freed_memory() -> None:
+    """Hands the C heap's freed pages back to the system after a step (glibc's
+    `malloc_trim`): a step's Arrow buffers, chDB's and librdkafka's are freed when
+    it ends, but glibc keeps freed pages in its arenas, and the run's peak memory
+    then grows with the steps. A no-op where the C library has no such call."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _records(unit: FileChunk | KafkaSlice) -> int:
