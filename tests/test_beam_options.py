@@ -12,7 +12,7 @@ import pytest
 from apache_beam.coders import Coder
 from apache_beam.coders.coder_impl import StreamCoderImpl
 from apache_beam.coders.slow_stream import InputStream, OutputStream
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 from support import Runner, cli, empty_store, fresh_store, one_error_line
 
@@ -126,7 +126,7 @@ def test_multi_threaded_workers_never_cut_an_element_in_two() -> None:
     the runner in two chunks, and a GroupByKey failed decoding them (4 of 10 runs of
     300k events). With the options a batch run uses, an element arrives whole."""
     options = pipeline_options(["--direct_num_workers=2", "--direct_running_mode=multi_threading"])
-    with TestPipeline(options=options) as pipeline:
+    with test_pipeline.TestPipeline(options=options) as pipeline:
         grouped = (
             pipeline
             | beam.Create([b"first", b"second"])
