@@ -170,8 +170,8 @@ def _sivt_rate_devices(devices: pa.Table) -> np.ndarray:
     return pc.is_in(devices["device_id"], value_set=hot).to_numpy(zero_copy_only=False)
 
 
-def _distinct(*columns: pa.ChunkedArray | pa.Array) -> int:
-    chunks = [chunk for column in columns for chunk in getattr(column, "chunks", [column])]
+def _distinct(*columns: pa.ChunkedArray) -> int:
+    chunks = [chunk for column in columns for chunk in column.chunks]
     return pc.count_distinct(pa.chunked_array(chunks, pa.string())).as_py()
 
 
