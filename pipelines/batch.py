@@ -4,8 +4,8 @@ of every site and day it touched, then commit.
 Two Beam pipelines, one run:
   ingest: read → parse/validate → deduplicate → store events, rejects, tallies
   facts:  stored events of the touched devices → IVT → visits → per-device
-          contributions → store; then each touched site-day summed in the store
-          over its devices' current rows (pipelines/incremental.py)
+          contributions → store; then each touched site-day's previous figures
+          with those devices' rows in place of their old ones (pipelines/generations.py)
 A device's figures are recomputed from all of its stored events of those days,
 so the numbers do not depend on how the traffic was cut into batches. Nothing a run writes is
 seen before the ledger marks it committed; Kafka offsets are committed after.
@@ -28,11 +28,11 @@ from pressmeter.pipelines import coders
 from pressmeter.pipelines.dead_letters import DEAD_LETTER_COLUMNS, DeadLetterRowsFn
 from pressmeter.pipelines.dedup import DUPLICATES, REPLACED, REPLAYED, DeduplicateEvents
 from pressmeter.pipelines.facts import DEVICE_VALUE_ROWS, ComputeSiteFacts, SiteEvents
+from pressmeter.pipelines.generations import finish_facts
 from pressmeter.pipelines.incremental import (
     FactsPartition,
     FactsScope,
     ReadSiteEventsFn,
-    finish_facts,
     plan_facts,
 )
 from pressmeter.pipelines.ledger import Ledger, RunCounts, new_run_id

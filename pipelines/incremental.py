@@ -7,9 +7,10 @@ device and day; visitors and reach are counts of devices. So a run recomputes
 only the devices it stored events of, on the days it touched and the day either
 side (a new event can join or split a visit across midnight), and writes their
 rows (device_days, device_values). A device-day's current row is its newest
-committed run's; each touched site-day's figures are then summed, in the store,
-over the current rows of all its devices, as a new generation of that site-day.
-The cost of a run follows the devices it touched, not the events stored.
+committed run's; each touched site-day's new generation is then its previous one
+with the recomputed devices' rows in place of their old ones
+(pipelines/generations.py). The cost of a run follows the devices it touched,
+not the events stored.
 """
 
 from __future__ import annotations
@@ -24,26 +25,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pressmeter import METRICS_VERSION, schemas
 from pressmeter.calendar import day_to_date
 from pressmeter.pipelines.facts import SiteEvents
 from pressmeter.pipelines.ivt import BotMatcher
-from pressmeter.pipelines.visits import REACH_MS
 from pressmeter.store import (
     COMMITTED,
     Store,
-    current_device_days,
-    current_devices,
     open_store,
     quote,
-)
-from pressmeter.store.tables import (
-    ADDITIVE_FIGURES,
-    DAILY_BREAKDOWNS,
-    DAILY_FACTS,
-    DAILY_SKETCHES,
-    FACT_FIGURES,
-    FACT_LISTS,
 )
 
 __all__ = [
@@ -51,7 +40,6 @@ __all__ = [
     "FactsScope",
     "ReadSiteEventsFn",
     "SiteDays",
-    "finish_facts",
     "plan_facts",
 ]
 
@@ -277,61 +265,3 @@ def _pack(sites: list[SiteDays], counts: dict[str, int], scope: FactsScope) -> l
     if group:
         partitions.append(FactsPartition(tuple(group), scope))
     return partitions
-
-
-def _touched_site_days(run_id: str) -> str:
-    return (
-        "(site_id, day) IN "
-        f"(SELECT DISTINCT site_id, day FROM device_days WHERE run_id = {quote(run_id)})"
-    )
-
-
-def finish_facts(store: Store, run_id: str, breakdowns: bool = True) -> None:
-    """The touched site-days' figures from their devices' current rows, their
-    sketches and (with `breakdowns`) §8 rows, the versions of the lists applied,
-    and the generations that make them current."""
-    run = quote(run_id)
-    where = f"{_touched_site_days(run_id)} AND {_visible(run_id)}"
-    sums = ", ".join(f"sum({name})" for name in FACT_FIGURES)
-    store.execute(
-        f"INSERT INTO daily_facts ({DAILY_FACTS.list()}) "
-        f"SELECT site_id, day, {run}, {quote(METRICS_VERSION)}, {sums} "
-        f"FROM ({current_device_days(where, FACT_FIGURES)}) GROUP BY site_id, day"
-    )
-    store.execute(
-        f"INSERT INTO daily_sketches ({DAILY_SKETCHES.list()}) "
-        f"SELECT site_id, day, {run}, uniqCombinedStateIf(device_id, counted_events > 0), "
-        f"uniqCombinedStateIf(device_id, play_ms >= {REACH_MS}) "
-        f"FROM ({current_device_days(where, ('counted_events', 'play_ms'))}) "
-        "GROUP BY site_id, day"
-    )
-    if breakdowns:
-        _finish_breakdowns(store, run_id, where)
-    versions = schemas.list_versions()
-    store.insert(
-        FACT_LISTS.name,
-        pa.table(
-            {
-                "run_id": [run_id] * len(versions),
-                "list": list(versions),
-                "version": list(versions.values()),
-            }
-        ),
-    )
-    store.execute(
-        "INSERT INTO fact_generations (site_id, day, run_id) "
-        f"SELECT DISTINCT site_id, day, run_id FROM daily_facts WHERE run_id = {run}"
-    )
-
-
-def _finish_breakdowns(store: Store, run_id: str, where: str) -> None:
-    """§8 rows of the site-days `where` selects, from their devices' current rows."""
-    value_sums = ", ".join(f"sum({name})" for name in ADDITIVE_FIGURES)
-    store.execute(
-        f"INSERT INTO daily_breakdowns ({DAILY_BREAKDOWNS.list()}) "
-        f"SELECT site_id, day, {quote(run_id)}, dimension, value, {value_sums}, "
-        f"uniqCombinedState(device_id), uniqCombinedStateIf(device_id, play_ms >= {REACH_MS}) "
-        f"FROM device_values WHERE {where} "
-        f"AND (site_id, day, device_id, run_id) IN ({current_devices(where)}) "
-        "GROUP BY site_id, day, dimension, value"
-    )

@@ -33,8 +33,10 @@ __all__ = [
     "KEPT_IDS",
     "MONTH_ROW_FIGURES",
     "PERIOD_FIGURES",
+    "REBUILT_SKETCHES",
     "REJECTED_EVENTS",
     "REPLACED_COPIES",
+    "REPLACED_DEVICE_DAYS",
     "REVISION_KEY",
     "RUNS",
     "RUN_SOURCES",
@@ -196,6 +198,11 @@ FACT_LISTS = Table("fact_lists", ("run_id", "list", "version"))
 # 0008_kept_ids.sql: the ids dedup looks up (id_hash is computed by the store).
 KEPT_IDS = Table("kept_ids", ("id_hash", "site_id", "event_id", "received_at", "run_id"))
 REPLACED_COPIES = Table("replaced_copies", ("site_id", "event_id", "received_at", "run_id"))
+# 0013_replaced_rows.sql: what a run's site-day sums by difference replaced and rebuilt.
+REPLACED_DEVICE_DAYS = Table(
+    "replaced_device_days", ("run_id", "site_id", "day", "device_id", "replaced_run")
+)
+REBUILT_SKETCHES = Table("rebuilt_sketches", ("run_id", "site_id", "day", "dimension", "value"))
 
 # Closed months (0011_closed_months.sql, 0012_closed_channels.sql; pressmeter/closing.py).
 # The §3 figures of a period as a report shows them (`Figures` in metrics.py), and
@@ -264,6 +271,8 @@ TABLES: dict[str, Table] = {
         FACT_LISTS,
         KEPT_IDS,
         REPLACED_COPIES,
+        REPLACED_DEVICE_DAYS,
+        REBUILT_SKETCHES,
         CLOSED_MONTHS,
         CLOSED_MONTH_FIGURES,
         CLOSED_MONTH_RANKING,
