@@ -42,17 +42,26 @@ __all__ = ["finish_facts"]
 
 log = logging.getLogger(__name__)
 
+# Past this share of the touched site-days' devices replaced, the site-days are
+# summed whole: device_values cannot find a device's rows by its sort key, and
+# 100,000 events of returning devices over 5M stored took 36 s by difference
+# (bench/incremental_facts.py).
+WHOLE_SHARE = 0.1
+
 _VALUE_KEY = "site_id, day, dimension, value"
 
 
 class _Run:
     """The SQL conditions of one run's site-day sums."""
 
-    def __init__(self, run_id: str, replaced: bool = True) -> None:
+    def __init__(self, run_id: str, replaced: bool = True, whole: bool = False) -> None:
         """`replaced`: whether the run replaced any row; if not, the conditions on
         replaced and rebuilt rows are false, and the store reads nothing for them
-        (device_values cannot find a device's rows by its sort key)."""
+        (device_values cannot find a device's rows by its sort key). `whole`: the
+        site-days summed over all their devices' current rows, as if none had a
+        previous generation."""
         self.id = quote(run_id)
+        self.whole = whole
         # The site-days the run recomputed devices of.
         self.touched = (
             "(site_id, day) IN "
@@ -65,8 +74,16 @@ class _Run:
             f"{self.touched} AND (site_id, day, run_id) IN "
             "(SELECT site_id, day, run_id FROM current_generations)"
         )
+        # The device rows summed in: the run's own, or every current one.
+        self.added = f"run_id = {self.id}"
         self.replaced = self.rebuilt_days = self.rebuilt_values = self.rebuilt_value_days = "0"
-        if not replaced:
+        if whole:
+            self.previous = "0"
+            self.added = (
+                f"{self.visible} AND (site_id, day, device_id, run_id) IN "
+                f"({current_devices(self.visible)})"
+            )
+        if whole or not replaced:
             return
         # device_days and device_values rows this run's rows replace.
         self.replaced = (
@@ -101,7 +118,20 @@ def finish_facts(store: Store, run_id: str, breakdowns: bool = True) -> None:
     generations that make them current."""
     run = _Run(run_id)
     _record_replaced(store, run)
-    if store.rows(f"SELECT count() FROM replaced_device_days WHERE run_id = {run.id}")[0][0]:
+    replaced = store.rows(f"SELECT count() FROM replaced_device_days WHERE run_id = {run.id}")
+    devices = store.rows(
+        f"SELECT uniq(site_id, day, device_id) FROM device_days WHERE {run.touched}"
+    )
+    if replaced[0][0] > WHOLE_SHARE * devices[0][0] or (
+        breakdowns and _previous_without_breakdowns(store, run)
+    ):
+        log.info(
+            "run %s: touched site-days summed whole (%d device-days replaced)",
+            run_id,
+            replaced[0][0],
+        )
+        run = _Run(run_id, whole=True)
+    elif replaced[0][0]:
         _record_rebuilt_sketches(store, run, breakdowns)
     else:
         run = _Run(run_id, replaced=False)
@@ -177,7 +207,7 @@ def _sum_facts(store: Store, run: _Run) -> None:
         f"UNION ALL SELECT site_id, day, {_signed(FACT_FIGURES, '-')} FROM device_days "
         f"WHERE {run.replaced} "
         f"UNION ALL SELECT site_id, day, {_signed(FACT_FIGURES)} FROM device_days "
-        f"WHERE run_id = {run.id}) GROUP BY site_id, day"
+        f"WHERE {run.added}) GROUP BY site_id, day"
     )
 
 
@@ -198,29 +228,16 @@ def _sum_sketches(store: Store, run: _Run) -> None:
         "(SELECT site_id, day, visitors, media_reach FROM daily_sketches "
         f"WHERE {run.previous} AND NOT {run.rebuilt_days} "
         f"UNION ALL SELECT site_id, day, {visitor_states} FROM device_days "
-        f"WHERE run_id = {run.id} AND NOT {run.rebuilt_days} GROUP BY site_id, day "
+        f"WHERE {run.added} AND NOT {run.rebuilt_days} GROUP BY site_id, day "
         f"UNION ALL SELECT site_id, day, {visitor_states} FROM ({current}) "
         "GROUP BY site_id, day) GROUP BY site_id, day"
     )
 
 
 def _sum_breakdowns(store: Store, run: _Run) -> None:
-    """daily_breakdowns (§8): by difference, like the site figures. A site-day whose
-    previous generation was stored without §8 rows (`pipeline batch
-    --no-breakdowns`) has no rows to start from: its rows are summed over all its
-    devices' current rows."""
-    without = (
-        f"((site_id, day) IN (SELECT site_id, day FROM current_generations WHERE {run.touched} "
-        "AND (site_id, day, run_id) NOT IN "
-        f"(SELECT site_id, day, run_id FROM daily_breakdowns WHERE {run.previous})))"
-    )
-    whole = bool(store.rows(f"SELECT count() FROM current_generations WHERE {without}")[0][0])
-    if whole:
-        log.info("site-days stored without §8 rows: summing theirs over all their devices")
-        _sum_breakdowns_whole(store, run, without)
-    by_difference = f"NOT {without}" if whole else "1"
+    """daily_breakdowns (§8): by difference, like the site figures."""
     changed = (
-        f"(({_VALUE_KEY}) IN (SELECT {_VALUE_KEY} FROM device_values WHERE run_id = {run.id} "
+        f"(({_VALUE_KEY}) IN (SELECT {_VALUE_KEY} FROM device_values WHERE {run.added} "
         f"UNION ALL SELECT {_VALUE_KEY} FROM device_values WHERE {run.replaced}))"
     )
     # The values no recomputed device has or had: the previous rows as they are
@@ -228,7 +245,7 @@ def _sum_breakdowns(store: Store, run: _Run) -> None:
     store.execute(
         f"INSERT INTO daily_breakdowns ({DAILY_BREAKDOWNS.list()}) "
         f"SELECT {DAILY_BREAKDOWNS.list().replace('run_id', run.id)} FROM daily_breakdowns "
-        f"WHERE {run.previous} AND {by_difference} AND NOT {changed}"
+        f"WHERE {run.previous} AND NOT {changed}"
     )
     zero = ", ".join(f"toInt64(0) AS d_{name}" for name in ADDITIVE_FIGURES)
     signed = ", ".join(f"sign * toInt64({name}) AS d_{name}" for name in ADDITIVE_FIGURES)
@@ -250,26 +267,23 @@ def _sum_breakdowns(store: Store, run: _Run) -> None:
         f"FROM (SELECT {_VALUE_KEY}, device_id, play_ms, sign, {signed} FROM "
         f"(SELECT {_VALUE_KEY}, device_id, {figures}, -1 AS sign FROM device_values "
         f"WHERE {run.replaced} UNION ALL SELECT {_VALUE_KEY}, device_id, {figures}, 1 AS sign "
-        f"FROM device_values WHERE run_id = {run.id})) GROUP BY {_VALUE_KEY} "
+        f"FROM device_values WHERE {run.added})) GROUP BY {_VALUE_KEY} "
         # The rebuilt sketches, from every current device with the value.
         f"UNION ALL SELECT {_VALUE_KEY}, {zero}, uniqCombinedState(device_id) AS visitors, "
         f"uniqCombinedStateIf(device_id, play_ms >= {REACH_MS}) AS media_reach, 1 AS keep "
         f"FROM device_values WHERE {run.touched} AND {run.rebuilt_values} "
         f"AND (site_id, day, device_id, run_id) IN ({current}) GROUP BY {_VALUE_KEY}) "
-        f"WHERE {by_difference} GROUP BY {_VALUE_KEY} HAVING max(keep) = 1"
+        f"GROUP BY {_VALUE_KEY} HAVING max(keep) = 1"
     )
 
 
-def _sum_breakdowns_whole(store: Store, run: _Run, site_days: str) -> None:
-    """§8 rows of the touched site-days `site_days` selects, summed over all their
-    devices' current rows."""
-    where = f"{run.visible} AND {site_days}"
-    value_sums = ", ".join(f"sum({name})" for name in ADDITIVE_FIGURES)
-    store.execute(
-        f"INSERT INTO daily_breakdowns ({DAILY_BREAKDOWNS.list()}) "
-        f"SELECT site_id, day, {run.id}, dimension, value, {value_sums}, "
-        f"uniqCombinedState(device_id), uniqCombinedStateIf(device_id, play_ms >= {REACH_MS}) "
-        f"FROM device_values WHERE {where} "
-        f"AND (site_id, day, device_id, run_id) IN ({current_devices(where)}) "
-        "GROUP BY site_id, day, dimension, value"
+def _previous_without_breakdowns(store: Store, run: _Run) -> bool:
+    """Whether a touched site-day's previous generation was stored without §8 rows
+    (`pipeline batch --no-breakdowns`): there are no rows to start from."""
+    return bool(
+        store.rows(
+            f"SELECT count() FROM current_generations WHERE {run.touched} "
+            "AND (site_id, day, run_id) NOT IN "
+            f"(SELECT site_id, day, run_id FROM daily_breakdowns WHERE {run.previous})"
+        )[0][0]
     )

@@ -139,32 +139,38 @@ def test_an_empty_breakdown_row_never_exists(runner: Runner) -> None:
 
 
 def test_a_device_that_leaves_a_sketch_is_counted_out(runner: Runner) -> None:
-    """Run 2 brings earlier events of run 1's devices: dev-a's visit now starts
-    direct instead of from a search engine, and dev-b passes SIVT-RATE's limit, so
-    it is no longer a visitor. The sketches they left are rebuilt, not merged
-    (pipelines/generations.py)."""
+    """Run 2 brings earlier events of two of run 1's 33 devices: dev-a's visit now
+    starts direct instead of from a search engine, and dev-b passes SIVT-RATE's
+    limit, so it is no longer a visitor. Summed by difference (2 of 33 devices
+    replaced), the sketches they left are rebuilt, not merged; run 3's new device
+    is merged in (pipelines/generations.py)."""
     search = "https://www.google.com/search?q=x"
     first = [
         event(at="2026-10-05 09:10", device="dev-a", referrer=search),
         event(at="2026-10-05 09:00:30", device="dev-b"),
         event(at="2026-10-05 11:00", device="dev-c", referrer=search),
+        *(event(at="2026-10-05 12:00", device=f"dev-x{n}") for n in range(30)),
     ]
     runner.batch(first)
-    assert runner.metric("2026-10-05", "visitors") == 3
+    assert runner.metric("2026-10-05", "visitors") == 33
     late = [event(at="2026-10-05 09:00", device="dev-a")]
     # 31 more page views of dev-b in the UTC minute of its first one: SIVT-RATE.
     minute = first[1]["ts"] - first[1]["ts"] % 60_000
     late += [event(at=minute + n, device="dev-b") for n in range(31)]
     runner.batch(late)
     day = runner.export()[("2026-10-05", "news1.vn")]
-    assert (day["visitors"], day["pageviews"], day["ivt_events"]) == (2, 3, 32)
+    assert (day["visitors"], day["pageviews"], day["ivt_events"]) == (32, 33, 32)
     store = open_store(runner.store_url)
     sources = {r.value: (r.visitors, r.visits) for r in breakdown_rows(store, "source")}
-    assert sources == {"direct": (1, 1), "search": (1, 1)}
+    assert sources == {"direct": (31, 31), "search": (1, 1)}
     rebuilt = store.rows("SELECT dimension, value FROM rebuilt_sketches ORDER BY dimension, value")
     # dev-b left the site-day's sketch and, no longer counted, every value it had.
     others = ("channel", "content", "device_type", "province", "section", "stream")
     assert rebuilt == sorted(
         [("", ""), ("source", "direct"), ("source", "search"), *((d, "(none)") for d in others)]
     )
-    assert [(r.value, r.visitors) for r in breakdown_rows(store, "section")] == [("(none)", 2)]
+    assert [(r.value, r.visitors) for r in breakdown_rows(store, "section")] == [("(none)", 32)]
+    runner.batch([event(at="2026-10-05 13:00", device="dev-d", referrer=search)])
+    assert runner.metric("2026-10-05", "visitors") == 33
+    sources = {r.value: (r.visitors, r.visits) for r in breakdown_rows(store, "source")}
+    assert sources == {"direct": (31, 31), "search": (2, 2)}
