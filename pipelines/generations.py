@@ -118,20 +118,15 @@ def finish_facts(store: Store, run_id: str, breakdowns: bool = True) -> None:
     generations that make them current."""
     run = _Run(run_id)
     _record_replaced(store, run)
-    replaced = store.rows(f"SELECT count() FROM replaced_device_days WHERE run_id = {run.id}")
-    devices = store.rows(
-        f"SELECT uniq(site_id, day, device_id) FROM device_days WHERE {run.touched}"
-    )
-    if replaced[0][0] > WHOLE_SHARE * devices[0][0] or (
+    replaced = store.rows(f"SELECT count() FROM replaced_device_days WHERE run_id = {run.id}")[0][0]
+    if (replaced and replaced > WHOLE_SHARE * _devices(store, run)) or (
         breakdowns and _previous_without_breakdowns(store, run)
     ):
         log.info(
-            "run %s: touched site-days summed whole (%d device-days replaced)",
-            run_id,
-            replaced[0][0],
+            "run %s: touched site-days summed whole (%d device-days replaced)", run_id, replaced
         )
         run = _Run(run_id, whole=True)
-    elif replaced[0][0]:
+    elif replaced:
         _record_rebuilt_sketches(store, run, breakdowns)
     else:
         run = _Run(run_id, replaced=False)
@@ -154,6 +149,13 @@ def finish_facts(store: Store, run_id: str, breakdowns: bool = True) -> None:
         "INSERT INTO fact_generations (site_id, day, run_id) "
         f"SELECT DISTINCT site_id, day, run_id FROM daily_facts WHERE run_id = {run.id}"
     )
+
+
+def _devices(store: Store, run: _Run) -> int:
+    """About how many devices the touched site-days hold (for WHOLE_SHARE)."""
+    return store.rows(f"SELECT uniq(site_id, day, device_id) FROM device_days WHERE {run.touched}")[
+        0
+    ][0]
 
 
 def _record_replaced(store: Store, run: _Run) -> None:
@@ -244,7 +246,8 @@ def _sum_breakdowns(store: Store, run: _Run) -> None:
     # (merging their sketches again cost as much as the rest of the sums).
     store.execute(
         f"INSERT INTO daily_breakdowns ({DAILY_BREAKDOWNS.list()}) "
-        f"SELECT {DAILY_BREAKDOWNS.list().replace('run_id', run.id)} FROM daily_breakdowns "
+        f"SELECT {', '.join(run.id if c == 'run_id' else c for c in DAILY_BREAKDOWNS.columns)} "
+        "FROM daily_breakdowns "
         f"WHERE {run.previous} AND NOT {changed}"
     )
     zero = ", ".join(f"toInt64(0) AS d_{name}" for name in ADDITIVE_FIGURES)
