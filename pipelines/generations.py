@@ -43,9 +43,10 @@ __all__ = ["finish_facts"]
 log = logging.getLogger(__name__)
 
 # Past this share of the touched site-days' devices replaced, the site-days are
-# summed whole: device_values cannot find a device's rows by its sort key, and
-# 100,000 events of returning devices over 5M stored took 36 s by difference
-# (bench/incremental_facts.py).
+# summed whole: device_values holds a device's rows last in its sort key (after
+# dimension and value), so the replaced rows are found only by reading their
+# runs' whole site-days; 100,000 events of returning devices over 5M stored took
+# 74 s by difference, 38 s whole (bench/incremental_facts.py, 0014 layout).
 WHOLE_SHARE = 0.1
 
 _VALUE_KEY = "site_id, day, dimension, value"
@@ -57,7 +58,7 @@ class _Run:
     def __init__(self, run_id: str, replaced: bool = True, whole: bool = False) -> None:
         """`replaced`: whether the run replaced any row; if not, the conditions on
         replaced and rebuilt rows are false, and the store reads nothing for them
-        (device_values cannot find a device's rows by its sort key). `whole`: the
+        (a device's device_values rows are not one range of its sort key). `whole`: the
         site-days summed over all their devices' current rows, as if none had a
         previous generation."""
         self.id = quote(run_id)

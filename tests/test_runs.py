@@ -34,7 +34,7 @@ from support import (
 from pressmeter import METRICS_VERSION
 from pressmeter.metrics import metric_rows, write_csv
 from pressmeter.pipelines.batch import BatchRequest, RunSummary, run_batch
-from pressmeter.store import close_stores, open_store, quote
+from pressmeter.store import Store, close_stores, open_store, quote
 from pressmeter.store.tables import RUN_TABLES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -278,6 +278,13 @@ def test_steps_count_like_one_step(runner: Runner, tmp_path: Path) -> None:
     assert again.skipped == [(str(path), f"already read by run {s.run_id}")]
 
 
+def _forget_migration(store: Store, name: str) -> None:
+    """Mark a migration not applied, so that the store's next opening applies it."""
+    store.execute(f"ALTER TABLE schema_migrations DELETE WHERE name = {quote(name)}")
+    while store.rows("SELECT count() FROM system.mutations WHERE is_done = 0")[0][0]:
+        time.sleep(0.05)
+
+
 def test_a_store_made_before_kept_ids_dedups_against_its_stored_events(
     runner: Runner, tmp_path: Path
 ) -> None:
@@ -288,9 +295,7 @@ def test_a_store_made_before_kept_ids_dedups_against_its_stored_events(
     store = open_store(runner.store_url)
     for table in ("kept_ids", "replaced_copies"):
         store.execute(f"DROP TABLE {table}")
-    store.execute("ALTER TABLE schema_migrations DELETE WHERE name = '0008_kept_ids.sql'")
-    while store.rows("SELECT count() FROM system.mutations WHERE is_done = 0")[0][0]:
-        time.sleep(0.05)
+    _forget_migration(store, "0008_kept_ids.sql")
     close_stores()
     assert query(runner.store_url, "SELECT count() FROM kept_ids") == [(7,)]
     again = batch[3]
@@ -298,6 +303,30 @@ def test_a_store_made_before_kept_ids_dedups_against_its_stored_events(
     later = {**again, "received_at": again["received_at"] + 10}
     s = run_files(runner.store_url, [write_lines(tmp_path / "b.jsonl", [later])])
     assert (s.duplicates_across_runs, s.kept) == (1, 0)
+
+
+def test_an_interrupted_resort_is_made_again_without_storing_a_row_twice(
+    runner: Runner, tmp_path: Path
+) -> None:
+    """Migration 0014 killed in the middle of its events copy: run again, it drops
+    the partial copy and copies every row once."""
+    _check_small_batch(
+        run_files(runner.store_url, [write_lines(tmp_path / "a.jsonl", _small_batch())])
+    )
+    before = export_csv(runner.store_url)
+    close_stores()
+    store = open_store(runner.store_url)
+    store.execute("CREATE TABLE events_by_run AS events")
+    store.execute("INSERT INTO events_by_run SELECT * FROM events LIMIT 3")
+    _forget_migration(store, "0014_run_sorted_rows.sql")
+    close_stores()
+    assert query(runner.store_url, "SELECT count() FROM events") == [(7,)]
+    assert query(
+        runner.store_url,
+        "SELECT count() FROM system.tables WHERE database = currentDatabase() "
+        "AND (name LIKE '%_by_run' OR name LIKE '%_before_0014')",
+    ) == [(0,)]
+    assert export_csv(runner.store_url) == before
 
 
 # ------------------------------------------------------------------ killed runs
