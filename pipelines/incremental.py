@@ -5,8 +5,9 @@ Every figure of §3 and §8 decomposes by device (docs/standard.md §3, §8):
 visits, engaged visits, SIVT-RATE, page views, engaged and played time are per
 device and day; visitors and reach are counts of devices. So a run recomputes
 only the devices it stored events of, on the days it touched and the day either
-side (a new event can join or split a visit across midnight), and writes their
-rows (device_days, device_values). A device-day's current row is its newest
+side where a visit may cross the midnight between them (a new event can join or
+split a visit across midnight: pipelines/facts.py, `recomputed_device_days`),
+and writes their rows (device_days, device_values). A device-day's current row is its newest
 committed run's; each touched site-day's new generation is then its previous one
 with the recomputed devices' rows in place of their old ones
 (pipelines/generations.py). The cost of a run follows the devices it touched,
@@ -87,9 +88,10 @@ def _within(sites: Sequence[SiteDays]) -> str:
 @dataclass(frozen=True)
 class FactsScope:
     """What a facts phase recomputes: the devices of the events `touched` selects
-    (SQL), on those events' days, and with `beside` the day either side (a run's
-    new events can join or split a visit across midnight; a recomputation of
-    chosen days recomputes those days only)."""
+    (SQL), on those events' days, and with `beside` the day either side where a
+    visit may cross the midnight between them (a run's new events can join or
+    split a visit across midnight; a recomputation of chosen days recomputes
+    those days only)."""
 
     touched: str
     beside: bool = True
@@ -155,9 +157,17 @@ class FactsScope:
             f"({self.touched} OR (site_id, device_id) IN ({with_history}))"
         )
 
-    def wanted_sql(self) -> str:
-        """SQL, per event read: whether its device-day is recomputed."""
-        return self._near_touched(1) if self.beside else self.touched
+    def recomputed_sql(self) -> str:
+        """SQL, per event read: whether its device-day is one the scope recomputes
+        (`touched`), and whether it is the day before or after one (`beside`,
+        recomputed where a visit may cross the midnight between them:
+        `recomputed_device_days` in pipelines/facts.py)."""
+        if not self.beside:
+            return f"{self.touched} AS touched, 0 AS beside"
+        return (
+            "has(touched_days, toInt32(day)) AS touched, "
+            "arrayExists(d -> abs(d - toInt32(day)) = 1, touched_days) AS beside"
+        )
 
 
 def _visible(run_id: str) -> str:
@@ -191,7 +201,7 @@ class FactsPartition:
             "SELECT site_id, device_id, cityHash64(device_id) AS device_hash, ts, day, "
             "CAST(type AS Int8) AS type, ua_ivt, ua_id, "
             "CAST(ip_class AS Int8) AS ip_class, value_ms, CAST(action AS Int8) AS action, "
-            f"{_BREAKDOWN_FIELDS if breakdowns else ''}{self.scope.wanted_sql()} AS wanted "
+            f"{_BREAKDOWN_FIELDS if breakdowns else ''}{self.scope.recomputed_sql()} "
             f"FROM events {self.scope.join(self._among())} WHERE {self.where(run_id)} "
             "ORDER BY site_id, device_id, ts, event_id"
         )

@@ -57,3 +57,52 @@ def test_device_buckets_of_a_big_site_split_its_devices_between_them(runner: Run
     first, second = (column.to_pylist() for column in read)
     assert first and second and not set(first) & set(second)
     assert sorted(first + second) == sorted(devices * 2)
+
+
+def test_a_day_beside_is_recomputed_only_where_a_visit_may_cross_its_midnight(
+    runner: Runner,
+) -> None:
+    """Run 2 brings dev-a an event at 00:15 that joins its visit of 23:50 the day
+    before (gap 25 min): that day is made again, its visit now engaged. dev-b's
+    day before ends at 09:00 and b.vn's at 22:00, far from midnight: theirs keep
+    the rows and the generation of run 1 (docs/standard.md, Readings: Batches)."""
+    first = runner.batch(
+        [
+            event(at="2026-10-05 23:50", device="dev-a"),
+            event(at="2026-10-05 09:00", device="dev-b"),
+            event(at="2026-10-05 22:00", site="b.vn", device="dev-c"),
+        ]
+    )
+    assert runner.metric("2026-10-05", "engaged_visits") == 0
+    second = runner.batch(
+        [
+            event(at="2026-10-06 00:15", device="dev-a"),
+            event(at="2026-10-06 12:00", device="dev-b"),
+            event(at="2026-10-06 12:00", site="b.vn", device="dev-c"),
+        ]
+    )
+    store = open_store(runner.store_url)
+    recomputed = store.rows(
+        "SELECT site_id, toString(day), device_id FROM device_days "
+        f"WHERE run_id = '{second.run_id}' ORDER BY site_id, day, device_id"
+    )
+    assert recomputed == [
+        ("b.vn", "2026-10-06", "dev-c"),
+        ("news1.vn", "2026-10-05", "dev-a"),
+        ("news1.vn", "2026-10-06", "dev-a"),
+        ("news1.vn", "2026-10-06", "dev-b"),
+    ]
+    generations = store.rows(
+        "SELECT site_id, toString(day), run_id FROM current_generations ORDER BY site_id, day"
+    )
+    assert generations == [
+        ("b.vn", "2026-10-05", first.run_id),
+        ("b.vn", "2026-10-06", second.run_id),
+        ("news1.vn", "2026-10-05", second.run_id),
+        ("news1.vn", "2026-10-06", second.run_id),
+    ]
+    export = runner.export()
+    figures = ("pageviews", "visits", "engaged_visits", "visitors")
+    assert [tuple(export[("2026-10-05", "news1.vn")][f] for f in figures)] == [(2, 2, 1, 2)]
+    assert [tuple(export[("2026-10-06", "news1.vn")][f] for f in figures)] == [(2, 1, 0, 2)]
+    assert [tuple(export[("2026-10-05", "b.vn")][f] for f in figures)] == [(1, 1, 0, 1)]
