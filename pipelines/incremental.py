@@ -159,15 +159,12 @@ class FactsScope:
 
     def recomputed_sql(self) -> str:
         """SQL, per event read: whether its device-day is one the scope recomputes
-        (`touched`), and whether it is the day before or after one (`beside`,
-        recomputed where a visit may cross the midnight between them:
-        `recomputed_device_days` in pipelines/facts.py)."""
+        (`touched`), and whether it is within a day of one (`beside`: the day
+        before or after is recomputed where a visit may cross the midnight
+        between them, `recomputed_device_days` in pipelines/facts.py)."""
         if not self.beside:
             return f"{self.touched} AS touched, 0 AS beside"
-        return (
-            "has(touched_days, toInt32(day)) AS touched, "
-            "arrayExists(d -> abs(d - toInt32(day)) = 1, touched_days) AS beside"
-        )
+        return f"has(touched_days, toInt32(day)) AS touched, {self._near_touched(1)} AS beside"
 
 
 def _visible(run_id: str) -> str:
