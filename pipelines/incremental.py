@@ -157,6 +157,35 @@ class FactsScope:
             f"({self.touched} OR (site_id, device_id) IN ({with_history}))"
         )
 
+    def event_counts(self, sites: Sequence[SiteDays], run_id: str) -> str:
+        """SQL: per site, how many events a partition of these sites reads for
+        run `run_id` (to pack the partitions).
+
+        For a run's scope, the stored events are counted from device_days, a
+        third the size of events: a device-day's current row holds every
+        committed event of it, counted or not (counted_events + ivt_events;
+        events are only ever added, so its newest row has the most). The
+        run's own events are counted from events, where they are one range of
+        the sort key, and its own device_days rows, once written, are left
+        out. 100,000 events of devices with history into 5M stored: 4.4 s by
+        events, 1.2 s this way (chDB).
+        """
+        among = _within(sites)
+        if not self.beside:
+            return (
+                f"SELECT site_id, count() FROM events WHERE {among} AND {_visible(run_id)} "
+                f"AND {self.devices(among)} GROUP BY site_id"
+            )
+        return (
+            "SELECT site_id, sum(events) FROM ("
+            f"SELECT site_id, count() AS events FROM events WHERE {self.touched} AND {among} "
+            "GROUP BY site_id UNION ALL "
+            f"SELECT site_id, max(counted_events + ivt_events) AS events FROM device_days "
+            f"{self.join(among)} WHERE {among} AND {COMMITTED} AND NOT ({self.touched}) "
+            f"AND {self._near_touched(2)} "
+            "GROUP BY site_id, day, device_id) GROUP BY site_id"
+        )
+
     def recomputed_sql(self) -> str:
         """SQL, per event read: whether its device-day is one the scope recomputes
         (`touched`), and whether it is within a day of one (`beside`: the day
@@ -263,10 +292,7 @@ def plan_facts(store: Store, run_id: str, scope: FactsScope) -> list[FactsPartit
         wanted = scope.wanted(days)
         sites.append(SiteDays(site_id, min(wanted) - 1, max(wanted) + 1))
     counts: dict[str, int] = dict.fromkeys((s.site_id for s in sites), 0)
-    for site_id, count in store.rows(
-        f"SELECT site_id, count() FROM events {scope.join(_within(sites))} WHERE {_within(sites)} "
-        f"AND {_visible(run_id)} AND {scope.devices(_within(sites))} GROUP BY site_id"
-    ):
+    for site_id, count in store.rows(scope.event_counts(sites, run_id)):
         counts[site_id] = int(count)
     return _pack(sites, counts, scope)
 

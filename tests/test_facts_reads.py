@@ -7,7 +7,7 @@ import datetime as dt
 from support import Runner, event
 
 from pressmeter.calendar import date_to_day
-from pressmeter.pipelines.incremental import FactsPartition, FactsScope, SiteDays
+from pressmeter.pipelines.incremental import FactsPartition, FactsScope, SiteDays, plan_facts
 from pressmeter.store import open_store
 
 
@@ -106,3 +106,43 @@ def test_a_day_beside_is_recomputed_only_where_a_visit_may_cross_its_midnight(
     assert [tuple(export[("2026-10-05", "news1.vn")][f] for f in figures)] == [(2, 2, 1, 2)]
     assert [tuple(export[("2026-10-06", "news1.vn")][f] for f in figures)] == [(2, 1, 0, 2)]
     assert [tuple(export[("2026-10-05", "b.vn")][f] for f in figures)] == [(1, 1, 0, 1)]
+
+
+def test_the_plan_counts_exactly_the_events_each_partition_reads(runner: Runner) -> None:
+    """The plan counts a run's stored events from device_days (each device-day's
+    current row holds all its events, counted or not) and its own from events:
+    the numbers of events its partitions then read, site by site."""
+    runner.batch(
+        [
+            event(at="2026-10-03 09:00", device="dev-a"),
+            event(at="2026-10-05 09:00", device="dev-a"),
+            event(at="2026-10-05 09:00", device="dev-b", ua="Googlebot/2.1"),
+            event(at="2026-10-05 22:00", site="b.vn", device="dev-c"),
+        ]
+    )
+    runner.batch([event(at="2026-10-05 10:00", device="dev-a")])
+    run = runner.batch(
+        [
+            event(at="2026-10-06 12:00", device="dev-a"),
+            event(at="2026-10-06 12:00", device="dev-b"),
+            event(at="2026-10-06 12:00", device="dev-new"),
+            event(at="2026-10-06 12:00", site="b.vn", device="dev-c"),
+        ]
+    )
+    store = open_store(runner.store_url)
+    scope = FactsScope.of_run(run.run_id)
+    (part,) = plan_facts(store, run.run_id, scope)
+    read = store.table(part.sql(run.run_id))["site_id"].to_pylist()
+    assert sorted(store.rows(scope.event_counts(part.sites, run.run_id))) == [
+        ("b.vn", read.count("b.vn")),
+        ("news1.vn", read.count("news1.vn")),
+    ]
+    # dev-a: its 2 stored events of 10-05 (10-03 is beyond the 2 days read either
+    # side) and 1 new; dev-b: its stored bot event and 1 new; dev-new: 1 new;
+    # dev-c of b.vn: 1 stored and 1 new.
+    assert (read.count("news1.vn"), read.count("b.vn")) == (6, 2)
+    stored_bot_events = store.rows(
+        "SELECT sum(ivt_events) FROM device_days "
+        f"WHERE device_id = 'dev-b' AND run_id != '{run.run_id}'"
+    )
+    assert stored_bot_events == [(1,)]
