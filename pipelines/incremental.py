@@ -16,6 +16,7 @@ not the events stored.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterator, Sequence
@@ -35,12 +36,14 @@ from pressmeter.store import (
     open_store,
     quote,
 )
+from pressmeter.store.tables import DEVICES_WITH_HISTORY
 
 __all__ = [
     "FactsPartition",
     "FactsScope",
     "ReadSiteEventsFn",
     "SiteDays",
+    "devices_with_history",
     "plan_facts",
 ]
 
@@ -95,6 +98,9 @@ class FactsScope:
 
     touched: str
     beside: bool = True
+    # Whether a device of the scope has committed rows in the days read (the plan
+    # knows, `plan_facts`): if none, a run's stored rows are not read at all.
+    history: bool = True
 
     @classmethod
     def of_run(cls, run_id: str) -> FactsScope:
@@ -128,33 +134,29 @@ class FactsScope:
         """SQL: the event's day is within `reach` days of one its device touched."""
         return f"arrayExists(d -> abs(d - toInt32(day)) <= {reach}, touched_days)"
 
-    def devices(self, among: str) -> str:
-        """SQL, beside `join()`: the events to read (among the rows `among`
-        selects): a run's touched devices on their own wanted days and the day
-        either side of those (visits across midnight whole); every device of the
-        chosen days for a recomputation (its read range adds the day either side).
+    def devices(self, run_id: str) -> str:
+        """SQL, beside `join()`: the events to read for run `run_id`: a run's
+        touched devices on their own wanted days and the day either side of
+        those (visits across midnight whole); every device of the chosen days
+        for a recomputation (its read range adds the day either side).
 
         A run's device without committed rows there has no other events to read
         than the run's own, which are one range of the events' sort key
-        (0014_run_sorted_rows.sql); only the devices with history are looked for
-        among the stored events. Every stored event has the device_days row of
-        its run (pipelines/facts.py), so device_days tells which devices have
-        history: it is a third the size of events. A run of 100,000 events of
-        new devices into 5,000,000 stored read them all to find its own.
+        (0014_run_sorted_rows.sql); only the devices with history
+        (`record_devices_with_history`) are looked for among the stored events.
+        A run of 100,000 events of new devices into 5,000,000 stored read them
+        all to find its own.
         """
         if not self.beside:
             return (
                 f"(site_id, device_id) IN "
                 f"(SELECT site_id, device_id FROM events WHERE {self.touched})"
             )
-        with_history = (
-            f"SELECT DISTINCT site_id, device_id FROM device_days WHERE {among} AND {COMMITTED} "
-            f"AND (site_id, device_id) IN "
-            f"(SELECT site_id, device_id FROM events WHERE {self.touched} AND {among})"
-        )
+        if not self.history:
+            return f"{self.touched} AND {self._near_touched(2)}"
         return (
             f"{self._near_touched(2)} AND "
-            f"({self.touched} OR (site_id, device_id) IN ({with_history}))"
+            f"({self.touched} OR (site_id, device_id) IN ({devices_with_history(run_id)}))"
         )
 
     def event_counts(self, sites: Sequence[SiteDays], run_id: str) -> str:
@@ -174,14 +176,19 @@ class FactsScope:
         if not self.beside:
             return (
                 f"SELECT site_id, count() FROM events WHERE {among} AND {_visible(run_id)} "
-                f"AND {self.devices(among)} GROUP BY site_id"
+                f"AND {self.devices(run_id)} GROUP BY site_id"
             )
-        return (
-            "SELECT site_id, sum(events) FROM ("
+        own = (
             f"SELECT site_id, count() AS events FROM events WHERE {self.touched} AND {among} "
-            "GROUP BY site_id UNION ALL "
+            "GROUP BY site_id"
+        )
+        if not self.history:
+            return own
+        return (
+            f"SELECT site_id, sum(events) FROM ({own} UNION ALL "
             f"SELECT site_id, max(counted_events + ivt_events) AS events FROM device_days "
             f"{self.join(among)} WHERE {among} AND {COMMITTED} AND NOT ({self.touched}) "
+            f"AND (site_id, device_id) IN ({devices_with_history(run_id)}) "
             f"AND {self._near_touched(2)} "
             "GROUP BY site_id, day, device_id) GROUP BY site_id"
         )
@@ -194,6 +201,36 @@ class FactsScope:
         if not self.beside:
             return f"{self.touched} AS touched, 0 AS beside"
         return f"has(touched_days, toInt32(day)) AS touched, {self._near_touched(1)} AS beside"
+
+
+def devices_with_history(run_id: str) -> str:
+    """SQL: (site_id, device_id) of the devices of run `run_id`'s scope that had
+    committed rows in the days it reads (`record_devices_with_history`)."""
+    return (
+        f"SELECT site_id, device_id FROM {DEVICES_WITH_HISTORY.name} WHERE run_id = {quote(run_id)}"
+    )
+
+
+def record_devices_with_history(
+    store: Store, run_id: str, scope: FactsScope, sites: Sequence[SiteDays]
+) -> bool:
+    """devices_with_history: the devices of the scope with committed device_days
+    rows of other runs in the sites' day ranges; whether there is one.
+
+    Every stored event has the device_days row of its run (pipelines/facts.py),
+    and device_days is a third the size of events, so one pass over it finds
+    them; the plan's counts, each partition's read and the new generation's
+    replaced rows (pipelines/generations.py) then read them as one range
+    (0015_devices_with_history.sql) instead of passing over device_days again.
+    """
+    among = _within(sites)
+    store.execute(
+        f"INSERT INTO {DEVICES_WITH_HISTORY.name} ({DEVICES_WITH_HISTORY.list()}) "
+        f"SELECT DISTINCT {quote(run_id)}, site_id, device_id FROM device_days "
+        f"WHERE {among} AND {COMMITTED} AND run_id != {quote(run_id)} AND (site_id, device_id) IN "
+        f"(SELECT site_id, device_id FROM events WHERE {scope.touched} AND {among})"
+    )
+    return bool(store.rows(f"SELECT count() FROM ({devices_with_history(run_id)})")[0][0])
 
 
 def _visible(run_id: str) -> str:
@@ -218,7 +255,7 @@ class FactsPartition:
         return f"{_within(self.sites)} AND cityHash64(device_id) % {self.buckets} = {self.bucket}"
 
     def where(self, run_id: str) -> str:
-        return f"{self._among()} AND {_visible(run_id)} AND {self.scope.devices(self._among())}"
+        return f"{self._among()} AND {_visible(run_id)} AND {self.scope.devices(run_id)}"
 
     def sql(self, run_id: str, breakdowns: bool = True) -> str:
         """SQL: the partition's events in device order; the §8 fields only for
@@ -291,6 +328,9 @@ def plan_facts(store: Store, run_id: str, scope: FactsScope) -> list[FactsPartit
     for site_id, days in touched:
         wanted = scope.wanted(days)
         sites.append(SiteDays(site_id, min(wanted) - 1, max(wanted) + 1))
+    scope = dataclasses.replace(
+        scope, history=record_devices_with_history(store, run_id, scope, sites)
+    )
     counts: dict[str, int] = dict.fromkeys((s.site_id for s in sites), 0)
     for site_id, count in store.rows(scope.event_counts(sites, run_id)):
         counts[site_id] = int(count)

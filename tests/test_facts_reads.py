@@ -146,3 +146,36 @@ def test_the_plan_counts_exactly_the_events_each_partition_reads(runner: Runner)
         f"WHERE device_id = 'dev-b' AND run_id != '{run.run_id}'"
     )
     assert stored_bot_events == [(1,)]
+
+
+def test_stored_rows_are_looked_up_only_for_the_devices_with_history(runner: Runner) -> None:
+    """The plan records which of a run's devices have committed rows in the days
+    it reads (devices_with_history); a run of new devices only has none, and its
+    partitions then read its own events alone."""
+    runner.batch(
+        [
+            event(at="2026-10-05 09:00", device="dev-a"),
+            event(at="2026-10-20 09:00", device="dev-far"),
+        ]
+    )
+    returning = runner.batch(
+        [
+            event(at="2026-10-06 12:00", device="dev-a"),
+            event(at="2026-10-06 12:00", device="dev-far"),
+            event(at="2026-10-06 12:00", device="dev-new"),
+        ]
+    )
+    fresh = runner.batch([event(at="2026-10-06 13:00", device="dev-newer")])
+    store = open_store(runner.store_url)
+    # dev-far's stored day (10-20) is outside the days the run reads (10-04..10-08).
+    assert store.rows(
+        "SELECT site_id, device_id FROM devices_with_history "
+        f"WHERE run_id = '{returning.run_id}' ORDER BY device_id"
+    ) == [("news1.vn", "dev-a")]
+    assert store.rows(
+        f"SELECT count() FROM devices_with_history WHERE run_id = '{fresh.run_id}'"
+    ) == [(0,)]
+    (part,) = plan_facts(store, fresh.run_id, FactsScope.of_run(fresh.run_id))
+    assert not part.scope.history
+    assert store.table(part.sql(fresh.run_id))["device_id"].to_pylist() == ["dev-newer"]
+    assert runner.metric("2026-10-06", "visitors") == 4

@@ -22,6 +22,7 @@ __all__ = [
     "DAILY_BREAKDOWNS",
     "DAILY_FACTS",
     "DAILY_SKETCHES",
+    "DEVICES_WITH_HISTORY",
     "DEVICE_DAYS",
     "DEVICE_VALUES",
     "DUPLICATE_EVENTS",
@@ -202,6 +203,8 @@ REPLACED_COPIES = Table("replaced_copies", ("site_id", "event_id", "received_at"
 REPLACED_DEVICE_DAYS = Table(
     "replaced_device_days", ("run_id", "site_id", "day", "device_id", "replaced_run")
 )
+# 0015_devices_with_history.sql: the devices of a run's scope with committed rows.
+DEVICES_WITH_HISTORY = Table("devices_with_history", ("run_id", "site_id", "device_id"))
 REBUILT_SKETCHES = Table("rebuilt_sketches", ("run_id", "site_id", "day", "dimension", "value"))
 
 # Closed months (0011_closed_months.sql, 0012_closed_channels.sql; pressmeter/closing.py).
@@ -272,6 +275,7 @@ TABLES: dict[str, Table] = {
         KEPT_IDS,
         REPLACED_COPIES,
         REPLACED_DEVICE_DAYS,
+        DEVICES_WITH_HISTORY,
         REBUILT_SKETCHES,
         CLOSED_MONTHS,
         CLOSED_MONTH_FIGURES,
