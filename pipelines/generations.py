@@ -25,6 +25,7 @@ import logging
 import pyarrow as pa
 
 from pressmeter import METRICS_VERSION, schemas
+from pressmeter.calendar import day_to_date
 from pressmeter.pipelines.incremental import devices_with_history
 from pressmeter.pipelines.visits import REACH_MS
 from pressmeter.store import COMMITTED, Store, current_device_days, current_devices, quote
@@ -52,22 +53,27 @@ WHOLE_SHARE = 0.1
 
 _VALUE_KEY = "site_id, day, dimension, value"
 
+# Recomputed device-days whose site-days are summed in one go, at most (a day
+# with more alone): bounds the store's memory for the sums of a big run.
+FINISH_DEVICE_DAYS = 1_000_000
+
 
 class _Run:
     """The SQL conditions of one run's site-day sums."""
 
-    def __init__(self, run_id: str, replaced: bool = True, whole: bool = False) -> None:
-        """`replaced`: whether the run replaced any row; if not, the conditions on
+    def __init__(self, run_id: str, days: str, replaced: bool = True, whole: bool = False) -> None:
+        """`days`: the SQL condition on `day` of the group of touched days summed.
+        `replaced`: whether the run replaced any row; if not, the conditions on
         replaced and rebuilt rows are false, and the store reads nothing for them
         (a device's device_values rows are not one range of its sort key). `whole`: the
         site-days summed over all their devices' current rows, as if none had a
         previous generation."""
-        self.run_id, self.id = run_id, quote(run_id)
+        self.run_id, self.id, self.days = run_id, quote(run_id), days
         self.whole = whole
         # The site-days the run recomputed devices of.
         self.touched = (
             "(site_id, day) IN "
-            f"(SELECT DISTINCT site_id, day FROM device_days WHERE run_id = {self.id})"
+            f"(SELECT DISTINCT site_id, day FROM device_days WHERE run_id = {self.id} AND {days})"
         )
         # Rows of committed runs and of this run's own.
         self.visible = f"{self.touched} AND ({COMMITTED} OR run_id = {self.id})"
@@ -77,7 +83,7 @@ class _Run:
             "(SELECT site_id, day, run_id FROM current_generations)"
         )
         # The device rows summed in: the run's own, or every current one.
-        self.added = f"run_id = {self.id}"
+        self.added = f"run_id = {self.id} AND {days}"
         self.replaced = self.rebuilt_days = self.rebuilt_values = self.rebuilt_value_days = "0"
         if whole:
             self.previous = "0"
@@ -91,9 +97,9 @@ class _Run:
         self.replaced = (
             f"{self.touched} AND (site_id, day, device_id, run_id) IN "
             "(SELECT site_id, day, device_id, replaced_run FROM replaced_device_days "
-            f"WHERE run_id = {self.id})"
+            f"WHERE run_id = {self.id} AND {days})"
         )
-        rebuilt = f"FROM rebuilt_sketches WHERE run_id = {self.id}"
+        rebuilt = f"FROM rebuilt_sketches WHERE run_id = {self.id} AND {days}"
         self.rebuilt_days = (
             f"((site_id, day) IN (SELECT site_id, day {rebuilt} AND dimension = ''))"
         )
@@ -118,24 +124,11 @@ def finish_facts(store: Store, run_id: str, breakdowns: bool = True) -> None:
     """The touched site-days' new generation: figures, sketches and (with
     `breakdowns`) §8 rows, the versions of the lists applied, and the
     generations that make them current."""
-    run = _Run(run_id)
-    _record_replaced(store, run)
-    replaced = store.rows(f"SELECT count() FROM replaced_device_days WHERE run_id = {run.id}")[0][0]
-    if (replaced and replaced > WHOLE_SHARE * _devices(store, run)) or (
-        breakdowns and _previous_without_breakdowns(store, run)
-    ):
-        log.info(
-            "run %s: touched site-days summed whole (%d device-days replaced)", run_id, replaced
-        )
-        run = _Run(run_id, whole=True)
-    elif replaced:
-        _record_rebuilt_sketches(store, run, breakdowns)
-    else:
-        run = _Run(run_id, replaced=False)
-    _sum_facts(store, run)
-    _sum_sketches(store, run)
-    if breakdowns:
-        _sum_breakdowns(store, run)
+    groups = _day_groups(store, run_id)
+    for number, days in enumerate(groups, 1):
+        if len(groups) > 1:
+            log.info("run %s: summing the site-days of group %d/%d", run_id, number, len(groups))
+        _finish_days(store, _Run(run_id, days), breakdowns)
     versions = schemas.list_versions()
     store.insert(
         FACT_LISTS.name,
@@ -149,8 +142,53 @@ def finish_facts(store: Store, run_id: str, breakdowns: bool = True) -> None:
     )
     store.execute(
         "INSERT INTO fact_generations (site_id, day, run_id) "
-        f"SELECT DISTINCT site_id, day, run_id FROM daily_facts WHERE run_id = {run.id}"
+        f"SELECT DISTINCT site_id, day, run_id FROM daily_facts WHERE run_id = {quote(run_id)}"
     )
+
+
+def _day_groups(store: Store, run_id: str) -> list[str]:
+    """SQL conditions on `day`: the run's touched days in consecutive groups of at
+    most FINISH_DEVICE_DAYS recomputed device-days (a bigger day alone), summed
+    one group at a time."""
+    groups: list[list[int]] = []
+    size = 0
+    for day, count in store.rows(
+        f"SELECT toInt32(day), count() FROM device_days WHERE run_id = {quote(run_id)} "
+        "GROUP BY day ORDER BY day"
+    ):
+        if not groups or size + count > FINISH_DEVICE_DAYS:
+            groups.append([])
+            size = 0
+        groups[-1].append(day)
+        size += count
+    return [
+        f"day BETWEEN toDate('{day_to_date(days[0])}') AND toDate('{day_to_date(days[-1])}')"
+        for days in groups
+    ]
+
+
+def _finish_days(store: Store, run: _Run, breakdowns: bool) -> None:
+    """One group's new generation: by difference, or summed whole where the run
+    replaced many of its devices' rows or the previous rows have no §8 rows."""
+    _record_replaced(store, run)
+    replaced = store.rows(
+        f"SELECT count() FROM replaced_device_days WHERE run_id = {run.id} AND {run.days}"
+    )[0][0]
+    if (replaced and replaced > WHOLE_SHARE * _devices(store, run)) or (
+        breakdowns and _previous_without_breakdowns(store, run)
+    ):
+        log.info(
+            "run %s: touched site-days summed whole (%d device-days replaced)", run.run_id, replaced
+        )
+        run = _Run(run.run_id, run.days, whole=True)
+    elif replaced:
+        _record_rebuilt_sketches(store, run, breakdowns)
+    else:
+        run = _Run(run.run_id, run.days, replaced=False)
+    _sum_facts(store, run)
+    _sum_sketches(store, run)
+    if breakdowns:
+        _sum_breakdowns(store, run)
 
 
 def _devices(store: Store, run: _Run) -> int:

@@ -5,6 +5,7 @@ values of every dimension the additive figures sum to the site's."""
 from __future__ import annotations
 
 import io
+import logging
 import random
 import subprocess
 from pathlib import Path
@@ -19,6 +20,7 @@ from pressmeter.metrics import (
     metric_rows,
     write_csv,
 )
+from pressmeter.pipelines import generations
 from pressmeter.store import close_stores, open_store
 from pressmeter.store.tables import ADDITIVE_FIGURES
 
@@ -85,14 +87,24 @@ def exports(store_url: str) -> dict[str, str]:
 
 
 def test_small_runs_give_the_numbers_of_one_big_run(
-    runner: Runner, month: list[bytes], tmp_path: Path
+    runner: Runner,
+    month: list[bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The lines dealt into RUNS files in turn: every run touches every day and
     # most devices again, the hard case for a run that recomputes only its part.
+    # The small runs sum their site-days a few days at a time, the big one at once.
+    monkeypatch.setattr(generations, "FINISH_DEVICE_DAYS", 200)
+    caplog.set_level(logging.INFO, logger=generations.__name__)
     for index in range(RUNS):
         part = tmp_path / f"part{index}.jsonl"
         part.write_bytes(b"\n".join(month[index::RUNS]) + b"\n")
         runner.files([part])
+    monkeypatch.undo()
+    groups = [m for m in caplog.messages if "summing the site-days of group" in m]
+    assert len(groups) > 2 * RUNS
     small = exports(runner.store_url)
     close_stores()  # chDB: one store per process at a time
     whole = tmp_path / "whole.jsonl"
