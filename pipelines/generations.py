@@ -16,6 +16,10 @@ row of its site-day (`rebuilt_sketches` records which). Merged from stored state
 or built at once, a sketch of the same devices gives the same estimate on both
 stores, so the figures do not depend on how the traffic was cut into runs
 (tests/test_incremental.py compares five runs with one).
+
+The touched days are summed a group at a time (`FINISH_DEVICE_DAYS` recomputed
+device-days at most), so the store's memory for the sums follows that setting,
+not the size of the run: a site-day's figures depend only on its own rows.
 """
 
 from __future__ import annotations
