@@ -231,6 +231,12 @@ def _ingest(
     return replayed
 
 
+# Facts partitions computed by one facts pipeline: Beam's local runner holds a
+# pipeline's outputs between its stages, so the phase's memory follows this and
+# PARTITION_EVENTS (pipelines/incremental.py), not the size of the run.
+FACTS_STEP_PARTITIONS = 1
+
+
 def facts_phase(
     request: BatchRequest, store: Store, run_id: str, scope: FactsScope | None = None
 ) -> None:
@@ -238,9 +244,12 @@ def facts_phase(
     run's touched devices), then the site-days."""
     partitions = plan_facts(store, run_id, scope or FactsScope.of_run(run_id))
     log.info("run %s: recomputing facts in %d partition(s)", run_id, len(partitions))
-    if partitions:
-        _compute_facts(request, run_id, partitions)
+    for start in range(0, len(partitions), FACTS_STEP_PARTITIONS):
+        if len(partitions) > FACTS_STEP_PARTITIONS:
+            log.info("run %s: facts of partition %d/%d", run_id, start + 1, len(partitions))
+        _compute_facts(request, run_id, partitions[start : start + FACTS_STEP_PARTITIONS])
         return_freed_memory()
+    if partitions:
         finish_facts(store, run_id, request.breakdowns)
 
 

@@ -20,7 +20,7 @@ from pressmeter.metrics import (
     metric_rows,
     write_csv,
 )
-from pressmeter.pipelines import generations
+from pressmeter.pipelines import generations, incremental
 from pressmeter.store import close_stores, open_store
 from pressmeter.store.tables import ADDITIVE_FIGURES
 
@@ -95,9 +95,12 @@ def test_small_runs_give_the_numbers_of_one_big_run(
 ) -> None:
     # The lines dealt into RUNS files in turn: every run touches every day and
     # most devices again, the hard case for a run that recomputes only its part.
-    # The small runs sum their site-days a few days at a time, the big one at once.
+    # The small runs compute their facts in partitions of at most 1,000 events,
+    # one facts pipeline each, and sum their site-days a few days at a time; the
+    # big run does both at once.
+    monkeypatch.setattr(incremental, "PARTITION_EVENTS", 1_000)
     monkeypatch.setattr(generations, "FINISH_DEVICE_DAYS", 200)
-    caplog.set_level(logging.INFO, logger=generations.__name__)
+    caplog.set_level(logging.INFO, logger="pressmeter.pipelines")
     for index in range(RUNS):
         part = tmp_path / f"part{index}.jsonl"
         part.write_bytes(b"\n".join(month[index::RUNS]) + b"\n")
@@ -105,6 +108,8 @@ def test_small_runs_give_the_numbers_of_one_big_run(
     monkeypatch.undo()
     groups = [m for m in caplog.messages if "summing the site-days of group" in m]
     assert len(groups) > 2 * RUNS
+    facts_steps = [m for m in caplog.messages if ": facts of partition " in m]
+    assert len(facts_steps) > 2 * RUNS
     small = exports(runner.store_url)
     close_stores()  # chDB: one store per process at a time
     whole = tmp_path / "whole.jsonl"
