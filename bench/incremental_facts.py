@@ -11,7 +11,9 @@
    empty-store time. Each run is timed whole and by phase (ingest: read,
    parse, dedup, store; facts: the touched devices and site-days). With
    `--repeat N` each pair is timed N times and the curve shows the median
-   ratio (one pair drifts by ±0.3x on a shared machine).
+   ratio (one pair drifts by ±0.3x on a shared machine). At the end, the hard
+   case once more into a copy of the store after `pipeline compact` (which
+   deletes the device rows newer runs superseded), with the compaction's time.
 2. Hourly vs daily: one simulated day as 24 hourly runs (by local hour of ts)
    into one store, against one daily run of the same events into another; the
    two stores' exports are compared.
@@ -40,6 +42,7 @@ import orjson
 
 from pressmeter.metrics import BREAKDOWN_COLUMNS, breakdown_rows, metric_rows, write_csv
 from pressmeter.pipelines.batch import BatchRequest, RunSummary, run_batch
+from pressmeter.pipelines.compaction import compact
 from pressmeter.runtime import tune_for_batch
 from pressmeter.store import close_stores, open_store
 
@@ -123,6 +126,8 @@ def history(folder: Path, history_events: int, run_events: int, repeat: int = 1)
         for label, the_run in runs.items():
             pairs = [pair(folder, stored, label, the_run) for _ in range(repeat)]
             ratios[label].append((held, statistics.median(pairs)))
+    compacted = compaction(folder, stored)
+    pair(folder, compacted, "compacted: with history", runs["devices with history"])
     print(
         "run time into the store / into an empty store, against the events stored"
         + (f" (median of {repeat} pairs):" if repeat > 1 else ":")
@@ -132,6 +137,19 @@ def history(folder: Path, history_events: int, run_events: int, repeat: int = 1)
         held = ratios["new devices"][index][0]
         cells = "  ".join(f"{ratios[label][index][1]:>19.2f}x" for label in runs)
         print(f"  {held:>10,}  {cells}")
+
+
+def compaction(folder: Path, stored: Path) -> Path:
+    """A copy of the history's store after `pipeline compact`, timed."""
+    compacted = folder / "compacted-store"
+    shutil.copytree(stored, compacted, symlinks=True)
+    started = time.perf_counter()
+    result = compact(f"chdb:{compacted}", ZONE)
+    close_stores()
+    deleted = ", ".join(f"{table} {rows:,}" for table, rows in result.deleted.items())
+    seconds = time.perf_counter() - started
+    print(f"pipeline compact of the store: {seconds:.2f} s; deleted {deleted}")
+    return compacted
 
 
 def pair(folder: Path, stored: Path, label: str, the_run: Path) -> float:

@@ -16,10 +16,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
-import time
 from collections.abc import Sequence
 
-from pressmeter.errors import RunFailed
 from pressmeter.pipelines.sources import FileChunk, FileSource, KafkaSlice
 from pressmeter.store import Store, quote
 
@@ -27,7 +25,6 @@ __all__ = ["STEP_RECORDS", "plan_steps", "retire_replaced", "return_freed_memory
 
 # Records per step by default: about 0.5 GiB of the local runner's memory.
 STEP_RECORDS = 500_000
-_MUTATION_WAIT_S = 600
 
 
 def return_freed_memory() -> None:
@@ -91,18 +88,4 @@ def retire_replaced(store: Store, run_id: str) -> None:
         "SELECT site_id, day, event_id, received_at, source_id, position, 'within_run', run_id "
         f"FROM events WHERE {_replaced(run)}"
     )
-    for table in ("events", "kept_ids"):
-        store.execute(f"ALTER TABLE {table} DELETE WHERE {_replaced(run)}")
-    _wait_for_mutations(store)
-
-
-def _wait_for_mutations(store: Store) -> None:
-    """Deletes are mutations, applied in the background: wait until they are."""
-    deadline = time.monotonic() + _MUTATION_WAIT_S
-    while store.rows(
-        "SELECT count() FROM system.mutations WHERE database = currentDatabase() "
-        "AND table IN ('events', 'kept_ids') AND is_done = 0"
-    )[0][0]:
-        if time.monotonic() > deadline:
-            raise RunFailed(f"the store did not apply its deletes within {_MUTATION_WAIT_S} s")
-        time.sleep(0.05)
+    store.delete(("events", "kept_ids"), _replaced(run))

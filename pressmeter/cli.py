@@ -109,6 +109,14 @@ def pipeline_recompute(args: argparse.Namespace, settings: Settings, rest: list[
     return 0
 
 
+def pipeline_compact(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
+    from pressmeter.pipelines.compaction import compact
+
+    _no_extra(rest)
+    print(compact(args.store or settings.store, settings.zone).render())
+    return 0
+
+
 def metrics_provenance(args: argparse.Namespace, settings: Settings, rest: list[str]) -> int:
     from pressmeter.metrics import provenance
     from pressmeter.store import open_store
@@ -394,6 +402,18 @@ def build_parser() -> argparse.ArgumentParser:
     _period_options(again)
     _store_option(again)
     again.set_defaults(handler=pipeline_recompute)
+
+    compaction = pipeline_commands.add_parser(
+        "compact",
+        help="delete the per-device rows newer runs superseded",
+        description="Delete the device_days and device_values rows that a newer committed "
+        "run recomputed (no figure reads them again; every run that sums a site-day whole "
+        "passes over them), and the rows committed runs used only while they ran. Events, "
+        "facts, breakdowns, the ledger and closed months are kept. Refuses while a run is "
+        "writing to the store.",
+    )
+    _store_option(compaction)
+    compaction.set_defaults(handler=pipeline_compact)
 
     metrics = commands.add_parser("metrics", help="read the computed metrics")
     metrics_commands = metrics.add_subparsers(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -81,6 +82,23 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def delete(self, tables: Sequence[str], where: str, timeout_s: float = 600) -> None:
+        """Delete the rows `where` selects from each of `tables`, and wait until the
+        store has: a delete is a mutation, which a server applies in the background."""
+        if not tables:
+            return
+        for table in tables:
+            self.execute(f"ALTER TABLE {table} DELETE WHERE {where}")
+        names = ", ".join(quote(table) for table in tables)
+        deadline = time.monotonic() + timeout_s
+        while self.rows(
+            "SELECT count() FROM system.mutations WHERE database = currentDatabase() "
+            f"AND table IN ({names}) AND is_done = 0"
+        )[0][0]:
+            if time.monotonic() > deadline:
+                raise StoreError(f"the store did not apply its deletes within {timeout_s:.0f} s")
+            time.sleep(0.05)
 
     def migrate(self) -> list[str]:
         """Apply the migrations of `schemas/clickhouse` not yet applied, in order."""
