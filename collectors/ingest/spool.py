@@ -77,6 +77,9 @@ class Spool:
         self._segments: dict[int, _Segment] = {}
         self._pending: list[_Pending] = []
         self._pending_bytes = 0
+        # Batches taken from _pending and not yet in a segment's live set (being
+        # written): still live, or the sink would see an empty spool mid-write.
+        self._writing = 0
         self._flushing: asyncio.Task[None] | None = None
         self._io = ThreadPoolExecutor(1, thread_name_prefix="spool")
         self._wal_fd = -1
@@ -153,7 +156,9 @@ class Spool:
 
     @property
     def live_batches(self) -> int:
-        return sum(len(s.live) for s in self._segments.values()) + len(self._pending)
+        return (
+            sum(len(s.live) for s in self._segments.values()) + len(self._pending) + self._writing
+        )
 
     async def append(self, messages: list[Message]) -> BatchRef:
         """Write one batch durably; raises SpoolFull when it would not fit."""
@@ -174,6 +179,7 @@ class Spool:
         loop = asyncio.get_running_loop()
         while self._pending:
             group, self._pending = self._pending, []
+            self._writing = len(group)
             size = sum(len(p.frame) for p in group)
             full = self._active.size + size > self.segment_bytes
             if self._active.size and (full or not self._active.live):
@@ -183,6 +189,7 @@ class Spool:
                 await loop.run_in_executor(self._io, self._write, b"".join(p.frame for p in group))
             except OSError as exc:
                 self._pending_bytes -= size
+                self._writing = 0
                 for p in group:
                     p.future.set_exception(exc)
                 continue
@@ -193,6 +200,7 @@ class Spool:
                 p.future.set_result(BatchRef(p.seq, segment.number, offset, len(p.frame)))
                 offset += len(p.frame)
             segment.size = offset
+            self._writing = 0
 
     def _write(self, data: bytes) -> None:
         os.write(self._wal_fd, data)
